@@ -1,0 +1,1 @@
+"""Demo data for local runs: a business day of signed form deliveries."""

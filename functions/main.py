@@ -1,0 +1,47 @@
+"""Cloud Functions entry points. Each one only hands the request to ``lib``.
+
+Deployed with ``lib/`` beside this file; locally served by functions-framework.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+import flask
+
+from lib import bootstrap, logs
+from lib.entrypoints import intake, operations
+
+logs.configure()
+
+
+@functions_framework.http
+def intake_form(request: flask.Request) -> flask.Response:
+    return intake.handle_form(request, bootstrap.app())
+
+
+@functions_framework.http
+def intake_webhook(request: flask.Request) -> flask.Response:
+    return intake.handle_webhook(request, bootstrap.app())
+
+
+@functions_framework.http
+def dispatch_outbox(request: flask.Request) -> flask.Response:
+    return operations.handle_dispatch(request, bootstrap.app())
+
+
+HTTP_FUNCTIONS = {
+    "intake_form": intake_form,
+    "intake_webhook": intake_webhook,
+    "dispatch_outbox": dispatch_outbox,
+}
+
+
+@functions_framework.http
+def local_router(request: flask.Request) -> flask.Response:
+    """Serve every function on one local port under ``/<function_name>`` (local runs only)."""
+    name = request.path.strip("/").split("/")[0]
+    handler = HTTP_FUNCTIONS.get(name)
+    if handler is None:
+        return flask.Response(f"no function named {name!r}; serving {', '.join(sorted(HTTP_FUNCTIONS))}\n",
+                              status=404, mimetype="text/plain")
+    return handler(request)

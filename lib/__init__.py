@@ -1,0 +1,1 @@
+"""CRM automation for Google Workspace teams: domain, ports, services and adapters."""

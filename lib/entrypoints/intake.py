@@ -1,0 +1,118 @@
+"""HTTP handlers of the two intake functions: verify, parse, run the pipeline, answer JSON.
+
+Every check runs before anything is written, so a rejected request leaves no
+trace in the store beyond a log line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+
+import flask
+
+from lib.bootstrap import App
+from lib.config.schema import Source
+from lib.errors import CrmError, InvalidInputError, SignatureError, UnknownSourceError
+from lib.intake.body import decode_body
+from lib.intake.google_forms import parse_form_delivery
+from lib.intake.signatures import verify_signature
+from lib.intake.vendors import parse_webhook
+from lib.services.intake_decide import IntakeResult
+from lib.web import bind_request_context, error_response, json_response, method_not_allowed, read_body
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded", "multipart/form-data"})
+FORM_TYPES = frozenset({"application/json"})
+
+
+def source_id_from_path(path: str, function_name: str) -> str | None:
+    """Return the source id in ``/intake_webhook/<id>`` or ``/<id>``; None when absent."""
+    parts = [part for part in path.split("/") if part]
+    if parts and parts[0] == function_name:
+        parts = parts[1:]
+    return parts[0] if len(parts) == 1 else None
+
+
+def _secret(source: Source) -> bytes | None:
+    value = os.environ.get(source.secret_env)
+    return value.encode("utf-8") if value else None
+
+
+def _verify(source: Source, request: flask.Request, raw: bytes, now: dt.datetime) -> None:
+    verify_signature(source, _secret(source), headers=dict(request.headers), raw_body=raw,
+                     method=request.method, url=request.url, query=request.args.to_dict(), now=now)
+
+
+def _answer(results: list[IntakeResult]) -> flask.Response:
+    body = {"results": [result.as_dict() for result in results],
+            "duplicate": bool(results) and all(result.duplicate for result in results)}
+    if len(results) == 1:
+        body |= results[0].as_dict()
+    return json_response(200, body)
+
+
+def _reject(exc: CrmError, source_id: str | None, request: flask.Request) -> flask.Response:
+    response = error_response(exc)
+    logger.warning("intake request rejected", extra={
+        "source_id": source_id, "status": response.status_code, "reason": type(exc).__name__,
+        "detail": str(exc) if not isinstance(exc, SignatureError) else "signature check failed",
+        "signature_problem": str(exc) if isinstance(exc, SignatureError) else None,
+        "content_type": request.content_type})
+    return response
+
+
+def handle_webhook(request: flask.Request, app: App) -> flask.Response:
+    """Serve ``POST /intake_webhook/<source_id>`` for a configured website-form source."""
+    bind_request_context(request, app.project)
+    source_id = source_id_from_path(request.path, "intake_webhook")
+    try:
+        if request.method != "POST":
+            return method_not_allowed(request.method)
+        if source_id is None:
+            raise InvalidInputError("path", "/intake_webhook/<source_id>", request.path)
+        source = app.config.source(source_id)
+        if source is None or source.vendor == "google_forms":
+            known = sorted(s.id for s in app.config.sources if s.vendor != "google_forms")
+            raise UnknownSourceError(f"unknown source id {source_id!r}; configured sources: {', '.join(known)}")
+        now = app.clock.now()
+        raw = read_body(request, source.max_body_bytes)
+        _verify(source, request, raw, now)
+        payload = decode_body(request.content_type, raw, allowed=ACCEPTED_TYPES)
+        submissions = parse_webhook(source, app.config.intake.field_synonyms, payload, received_at=now)
+        results = [app.intake.handle(submission) for submission in submissions]
+    except CrmError as exc:
+        return _reject(exc, source_id, request)
+    return _answer(results)
+
+
+def _form_source(app: App, request: flask.Request) -> Source:
+    source_id = source_id_from_path(request.path, "intake_form")
+    forms = [source for source in app.config.sources if source.vendor == "google_forms"]
+    if source_id is not None:
+        forms = [source for source in forms if source.id == source_id]
+    if not forms:
+        raise UnknownSourceError(f"no google_forms source {'named ' + repr(source_id) if source_id else 'configured'}")
+    return forms[0]
+
+
+def handle_form(request: flask.Request, app: App) -> flask.Response:
+    """Serve ``POST /intake_form``: a Google Form response posted by the shipped Apps Script."""
+    bind_request_context(request, app.project)
+    source_id = None
+    try:
+        if request.method != "POST":
+            return method_not_allowed(request.method)
+        source = _form_source(app, request)
+        source_id = source.id
+        now = app.clock.now()
+        raw = read_body(request, source.max_body_bytes)
+        _verify(source, request, raw, now)
+        payload = decode_body(request.content_type, raw, allowed=FORM_TYPES)
+        submission = parse_form_delivery(source, app.config.intake.field_synonyms, payload, received_at=now)
+        result = app.intake.handle(submission)
+    except CrmError as exc:
+        return _reject(exc, source_id, request)
+    return _answer([result])
