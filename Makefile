@@ -27,7 +27,17 @@ run: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(PY) -m lib.cli serve
 
-test: $(VENV)/.installed
+# checkov pins packages (packaging, a fork of python-hcl2) that break pytest and
+# the project's own HCL parser, so it lives in a virtual environment of its own.
+CHECKOV_VENV ?= .venv-checkov
+
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
+	touch $@
+
+test: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(PY) -m pytest tests $(PYTEST_FLAGS)
 
 test-unit: $(VENV)/.installed

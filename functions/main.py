@@ -9,7 +9,7 @@ import functions_framework
 import flask
 
 from lib import bootstrap, logs
-from lib.entrypoints import intake, operations
+from lib.entrypoints import followups, intake, operations
 
 logs.configure()
 
@@ -29,10 +29,34 @@ def dispatch_outbox(request: flask.Request) -> flask.Response:
     return operations.handle_dispatch(request, bootstrap.app())
 
 
+@functions_framework.http
+def followup(request: flask.Request) -> flask.Response:
+    return followups.handle_followup(request, bootstrap.app())
+
+
+@functions_framework.http
+def stale_deals(request: flask.Request) -> flask.Response:
+    return followups.handle_stale_deals(request, bootstrap.app())
+
+
+@functions_framework.http
+def sequence_tick(request: flask.Request) -> flask.Response:
+    return followups.handle_sequence_tick(request, bootstrap.app())
+
+
+@functions_framework.http
+def unsubscribe(request: flask.Request) -> flask.Response:
+    return followups.handle_unsubscribe(request, bootstrap.app())
+
+
 HTTP_FUNCTIONS = {
     "intake_form": intake_form,
     "intake_webhook": intake_webhook,
     "dispatch_outbox": dispatch_outbox,
+    "followup": followup,
+    "stale_deals": stale_deals,
+    "sequence_tick": sequence_tick,
+    "unsubscribe": unsubscribe,
 }
 
 

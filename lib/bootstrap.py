@@ -8,6 +8,11 @@ Environment:
     CRM_TASKS_LOCATION: Cloud Tasks location (default ``asia-east1``).
     CRM_FUNCTION_BASE_URL: base URL of the deployed functions, for task targets.
     CRM_TASKS_SERVICE_ACCOUNT: service account whose OIDC token signs task calls.
+    CRM_CHAT_ADAPTER: ``webhook`` posts to Google Chat incoming webhooks; ``file``
+        (default) writes each card as JSON under ``<CRM_OUTBOX_DIR>/chat``.
+    CRM_UNSUBSCRIBE_KEY: HMAC key of the unsubscribe links (at least 16 bytes).
+    CRM_PUBLIC_BASE_URL: public base URL of the ``unsubscribe`` function
+        (default: CRM_FUNCTION_BASE_URL).
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ import os
 from pathlib import Path
 
 from lib.adapters.cloud_tasks import CloudTasksScheduler
+from lib.adapters.firestore_followups import FirestoreDocStore
 from lib.adapters.firestore_store import FirestoreIntakeStore, FirestoreOutboxStore, make_client
 from lib.config.loader import cached_config
 from lib.config.schema import CrmConfig
 from lib.domain.clock import Clock, SystemClock
-from lib.ports import MailSender
+from lib.ports import ChatNotifier, MailSender
 from lib.services.dispatch import Dispatcher, DispatchSettings
+from lib.services.followup import FollowupService
 from lib.services.intake import IntakeService
+from lib.services.sequences import SequenceService, SequenceSettings
+from lib.services.stale import StaleService
 
 DEFAULT_OUTBOX_DIR = Path("out") / "outbox"
 
@@ -36,6 +45,9 @@ class App:
     intake: IntakeService
     dispatcher: Dispatcher
     clock: Clock
+    followups: FollowupService | None = None
+    stale: StaleService | None = None
+    sequences: SequenceService | None = None
 
 
 def mail_sender() -> MailSender:
@@ -52,6 +64,25 @@ def mail_sender() -> MailSender:
     raise ValueError(f"CRM_MAIL_ADAPTER={adapter!r} is not supported; use 'gmail' or 'file'")
 
 
+def chat_notifier() -> ChatNotifier:
+    """Build the Google Chat adapter that ``CRM_CHAT_ADAPTER`` names."""
+    from lib.adapters.chat_webhook import FileChatNotifier, WebhookChatNotifier
+
+    adapter = os.environ.get("CRM_CHAT_ADAPTER", "file")
+    if adapter == "webhook":
+        return WebhookChatNotifier()
+    if adapter == "file":
+        return FileChatNotifier(Path(os.environ.get("CRM_OUTBOX_DIR", DEFAULT_OUTBOX_DIR)) / "chat")
+    raise ValueError(f"CRM_CHAT_ADAPTER={adapter!r} is not supported; use 'webhook' or 'file'")
+
+
+def sequence_settings() -> SequenceSettings:
+    """Read the unsubscribe URL and key of the sequences from the environment."""
+    base = os.environ.get("CRM_PUBLIC_BASE_URL") or os.environ.get("CRM_FUNCTION_BASE_URL", "http://127.0.0.1:8080")
+    key = os.environ.get("CRM_UNSUBSCRIBE_KEY", "")
+    return SequenceSettings(f"{base.rstrip('/')}/unsubscribe", key.encode("utf-8") or None)
+
+
 @functools.lru_cache(maxsize=1)
 def app() -> App:
     """Build the application once; warm function instances reuse it."""
@@ -64,5 +95,8 @@ def app() -> App:
         tasks_service_account=os.environ.get("CRM_TASKS_SERVICE_ACCOUNT") or None,
     )
     tasks = CloudTasksScheduler(project, os.environ.get("CRM_TASKS_LOCATION", "asia-east1"))
-    dispatcher = Dispatcher(FirestoreOutboxStore(client), mail_sender(), tasks, clock, settings)
-    return App(config, project, IntakeService(config, FirestoreIntakeStore(client), clock), dispatcher, clock)
+    dispatcher = Dispatcher(FirestoreOutboxStore(client), mail_sender(), tasks, clock, settings, chat_notifier())
+    docs = FirestoreDocStore(client)
+    return App(config, project, IntakeService(config, FirestoreIntakeStore(client), clock), dispatcher, clock,
+               followups=FollowupService(config, docs, clock), stale=StaleService(config, docs, clock),
+               sequences=SequenceService(config, docs, clock, sequence_settings()))

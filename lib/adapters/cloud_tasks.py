@@ -7,6 +7,7 @@ memory for unit tests.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -102,7 +103,12 @@ class CloudTasksScheduler(TaskScheduler):
     def __init__(self, project: str, location: str, client: tasks_v2.CloudTasksClient | None = None):
         self._project = project
         self._location = location
-        self._client = client or build_client()
+        self._given_client = client
+
+    @functools.cached_property
+    def _client(self) -> tasks_v2.CloudTasksClient:
+        # Built on first use, so services that never schedule need no credentials.
+        return self._given_client or build_client()
 
     def schedule(self, task: ScheduledTask) -> bool:
         """Create ``task``; return False if a task with its name already exists.

@@ -33,7 +33,7 @@ Record = Company | Member | Product | Deal
 
 @dataclasses.dataclass
 class WriteStats:
-    """What one ``write_plan`` call did.
+    """Counts and duration of one ``write_plan`` call.
 
     Attributes:
         written: Records (companies, members, products, deals) written.
@@ -65,10 +65,11 @@ class _BatchSink:
     Each call to ``add`` is a group (a deal and its stage history) that lands in
     one batch, so a stored deal hash implies that its history was committed too.
 
-    NOTE: plain batches were the fastest option measured: importing the sample
-    export (8,933 records, 15,511 history documents) into the emulator took 13-17 s
-    with batches, about the same with 4 batches committed in parallel threads, and
-    50 s with ``client.bulk_writer()``, on a 2-core machine under other load.
+    NOTE: plain batches were the fastest option measured. Writing the sample export
+    (8,933 records and 15,511 history documents) to the emulator on a 2-core machine
+    under other load took 13-17 s with batches and 50 s with ``client.bulk_writer()``.
+    Four batches committed from parallel threads were no faster, because encoding
+    the documents in Python takes most of the time.
     """
 
     def __init__(self, client: firestore.Client):
@@ -138,7 +139,7 @@ def write_plan(client: firestore.Client, plan: ImportPlan, *, now: dt.datetime) 
     stats.seconds = time.perf_counter() - started
     if stats.kept_foreign:
         logger.warning("import kept %d existing documents without an import_hash: an import did not create them", stats.kept_foreign)
-    logger.info("import written: %d written, %d unchanged, %.1f s", stats.written, stats.unchanged, stats.seconds)
+    logger.info("import finished: %d records written, %d unchanged in %.1f s", stats.written, stats.unchanged, stats.seconds)
     return stats
 
 
@@ -161,6 +162,8 @@ def _write_record(sink: _BatchSink, record: Record, reference: Any, stored: _Sto
         stats.unchanged += 1
         return
 
+    # NOTE: a changed record replaces the whole document, so fields that the app
+    # changed since the last import (stage, activity dates) are lost for that record.
     operations: list[tuple[Any, dict[str, Any] | None]] = [(reference, _stamped(record, digest, now, stored))]
     if isinstance(record, Deal):
         operations += _history_operations(reference, record, stored is not None, stats)

@@ -28,6 +28,7 @@ Vendor = Literal[
     "jotform",
     "hubspot",
     "html",
+    "email",
 ]
 SignatureScheme = Literal[
     "crm_hmac",
@@ -247,6 +248,77 @@ class Templates(_Model):
     no_reply_reminder: EmailTemplate | None = None
 
 
+def _text(zh_tw: str, en: str) -> LocalizedText:
+    return LocalizedText(**{"zh-TW": zh_tw, "en": en})
+
+
+DEFAULT_NO_REPLY_REMINDER = EmailTemplate(
+    subject=_text("提醒：{name} 尚未回覆", "Reminder: {name} has not replied"),
+    body=_text("{rep_name} 您好：\n\n{name}（{company}）在 {days} 個工作天內尚未回覆，建議再次跟進。\n",
+               "Hello {rep_name},\n\n{name} ({company}) has not replied in {days} business days. "
+               "Consider following up.\n"),
+)
+DEFAULT_STALE_DIGEST = EmailTemplate(
+    subject=_text("停滯商機摘要（{date}）：{count} 筆", "Stale deals digest ({date}): {count}"),
+    body=_text("{rep_name} 您好：\n\n以下商機已超過階段停滯期限且沒有排定下一步：\n\n{deals}\n",
+               "Hello {rep_name},\n\nThese deals are past their stage's idle limit and have no next step "
+               "scheduled:\n\n{deals}\n"),
+)
+
+
+class SequenceStep(_Model):
+    """One email of a nurture sequence, sent ``delay_business_days`` after the previous one."""
+
+    delay_business_days: int = Field(ge=0, le=90)
+    template: EmailTemplate
+
+
+class EnrolmentRule(_Model):
+    """Conditions that all must hold for a lead to enrol; an omitted condition always holds."""
+
+    sources: tuple[str, ...] = ()
+    min_score: float | None = None
+    max_score: float | None = None
+    stages: tuple[str, ...] = ()
+
+
+class Sequence(_Model):
+    id: str
+    name: LocalizedText
+    enrol: EnrolmentRule = EnrolmentRule()
+    steps: tuple[SequenceStep, ...] = Field(min_length=1, max_length=20)
+    active: bool = True
+
+    _id = field_validator("id")(_check_id)
+
+
+class Sending(_Model):
+    """Limits on automated email per sender mailbox.
+
+    Google documents a daily sending limit of about 2,000 messages per Workspace
+    user, so the default cap leaves room for the rep's own mail.
+    """
+
+    daily_cap_per_mailbox: int = Field(default=1500, ge=1, le=2000)
+    per_minute_per_mailbox: int = Field(default=20, ge=1, le=600)
+
+
+class StaleAlerts(_Model):
+    """The daily stale-deal check; Cloud Scheduler calls it at ``run_at`` local time."""
+
+    run_at: dt.time = dt.time(8, 0)
+    time_zone: str | None = None
+    job_name: str = Field(default="stale-deals", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    notify_managers: bool = True
+    max_deals_listed: int = Field(default=50, ge=1, le=500)
+    digest: EmailTemplate = DEFAULT_STALE_DIGEST
+
+    @field_validator("time_zone")
+    @classmethod
+    def _valid_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time_zone(value)
+
+
 class Signature(_Model):
     scheme: SignatureScheme
     tolerance_seconds: int = Field(default=300, ge=1)
@@ -281,6 +353,61 @@ class Intake(_Model):
     field_synonyms: dict[str, tuple[str, ...]] = {}
 
 
+DEFAULT_NO_REPLY_PATTERNS = (
+    "noreply@", "no-reply@", "no_reply@", "donotreply@", "do-not-reply@",
+    "mailer-daemon@", "postmaster@", "notifications@", "notification@",
+)
+
+
+class MailCapture(_Model):
+    """When an unknown sender's personal message becomes a lead.
+
+    Attributes:
+        enabled: Create leads from unknown senders at all.
+        ignore_internal: Skip senders in ``organization.internal_domains``.
+        ignore_senders: Address prefixes (``noreply@``) or whole addresses of
+            relays and automated senders, compared case-insensitively.
+    """
+
+    enabled: bool = True
+    ignore_internal: bool = True
+    ignore_senders: tuple[str, ...] = DEFAULT_NO_REPLY_PATTERNS
+
+
+class StageOnReply(_Model):
+    """Move a deal when the prospect replies: from any of ``from_stages`` to ``to``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_stages: tuple[str, ...] = Field(default=("new",), alias="from")
+    to: str = "contacted"
+
+
+class Mail(_Model):
+    """Gmail push sync: connected mailboxes and what their mail does.
+
+    Attributes:
+        mailboxes: Connected mailboxes, as member ids or addresses.
+        capture: Rules for turning unknown senders into leads.
+        stage_on_reply: Stage move on a prospect's reply; None disables it.
+        full_sync_days: Window of the full sync that runs when the history
+            cursor has expired.
+        full_sync_max_messages: Maximum messages one full sync fetches.
+        pubsub_topic: Topic that ``users.watch`` publishes to, as
+            ``projects/<project>/topics/<topic>``; ``{project}`` is replaced
+            with the project id.
+        lease_seconds: How long one sync may hold a mailbox before another may take it.
+    """
+
+    mailboxes: tuple[str, ...] = ()
+    capture: MailCapture = MailCapture()
+    stage_on_reply: StageOnReply | None = StageOnReply()
+    full_sync_days: int = Field(default=7, ge=1, le=365)
+    full_sync_max_messages: int = Field(default=200, ge=1, le=5000)
+    pubsub_topic: str = "projects/{project}/topics/gmail-push"
+    lease_seconds: int = Field(default=300, ge=30, le=3600)
+
+
 class CrmConfig(_Model):
     organization: Organization
     pipeline: Pipeline
@@ -293,6 +420,10 @@ class CrmConfig(_Model):
     templates: Templates
     intake: Intake = Intake()
     sources: tuple[Source, ...] = ()
+    mail: Mail = Mail()
+    sequences: tuple[Sequence, ...] = ()
+    sending: Sending = Sending()
+    stale: StaleAlerts = StaleAlerts()
 
     @model_validator(mode="after")
     def _references_exist(self) -> CrmConfig:
@@ -314,7 +445,30 @@ class CrmConfig(_Model):
         source_ids = [source.id for source in self.sources]
         if len(source_ids) != len(set(source_ids)):
             raise ValueError(f"sources: ids must be unique, found {source_ids!r}")
+        self._check_sequences()
+        self._check_mail(member_ids)
         return self
+
+    def _check_mail(self, member_ids: set[str]) -> None:
+        for index, entry in enumerate(self.mail.mailboxes):
+            if "@" not in entry and entry not in member_ids:
+                raise ValueError(f"mail.mailboxes[{index}]: unknown member {entry!r}; "
+                                 f"use a member id ({sorted(member_ids)}) or an email address")
+        rule = self.mail.stage_on_reply
+        stage_ids = [stage.id for stage in self.pipeline.stages]
+        for stage_id in (*rule.from_stages, rule.to) if rule else ():
+            if stage_id not in stage_ids:
+                raise ValueError(f"mail.stage_on_reply: unknown stage {stage_id!r}, expected one of {stage_ids}")
+
+    def _check_sequences(self) -> None:
+        sequence_ids = [sequence.id for sequence in self.sequences]
+        if len(sequence_ids) != len(set(sequence_ids)):
+            raise ValueError(f"sequences: ids must be unique, found {sequence_ids!r}")
+        stage_ids = {stage.id for stage in self.pipeline.stages}
+        for index, sequence in enumerate(self.sequences):
+            unknown = sorted(set(sequence.enrol.stages) - stage_ids)
+            if unknown:
+                raise ValueError(f"sequences[{index}].enrol.stages: unknown stages {unknown!r}, expected some of {sorted(stage_ids)}")
 
     def member(self, member_id: str) -> Member:
         for member in self.members:
@@ -330,6 +484,20 @@ class CrmConfig(_Model):
 
     def team_members(self, team_id: str) -> tuple[Member, ...]:
         return tuple(member for member in self.members if member.team == team_id)
+
+    def sequence(self, sequence_id: str) -> Sequence | None:
+        for sequence in self.sequences:
+            if sequence.id == sequence_id:
+                return sequence
+        return None
+
+    def connected_mailboxes(self) -> tuple[str, ...]:
+        """Return the lowercased addresses of ``mail.mailboxes``, member ids resolved."""
+        addresses = []
+        for entry in self.mail.mailboxes:
+            address = entry if "@" in entry else self.member(entry).email
+            addresses.append(address.strip().lower())
+        return tuple(dict.fromkeys(addresses))
 
     def source(self, source_id: str) -> Source | None:
         for source in self.sources:

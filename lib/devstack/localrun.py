@@ -103,7 +103,7 @@ def replay_day(local: LocalStack) -> list[tuple[object, int, dict]]:
     from demo.day import build_day
 
     outcomes = []
-    for delivery in build_day(local.secrets, None):
+    for delivery in build_day(local.secrets, None, base_url=local.url):
         response = post_delivery(local.url, delivery)
         try:
             body = response.json()

@@ -181,7 +181,10 @@ def _extract_addr_spec(text: str) -> str | None:
         if text.lower().startswith("mailto:"):
             text = urllib.parse.unquote(text[len("mailto:") :].split("?", 1)[0]).strip()
 
-    if not text or any(ch.isspace() for ch in text) and "<" not in text:
+    if not text:
+        return None
+    # A space is only legal around a display name, as in "Mei Lin <mei.lin@example.com>".
+    if "<" not in text and any(ch.isspace() for ch in text):
         return None
     addresses = getaddresses([text])
     if len(addresses) != 1:

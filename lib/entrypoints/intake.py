@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded", "multipart/form-data"})
 FORM_TYPES = frozenset({"application/json"})
+NOT_WEBHOOK_VENDORS = frozenset({"google_forms", "email"})
 
 
 def source_id_from_path(path: str, function_name: str) -> str | None:
@@ -74,8 +75,9 @@ def handle_webhook(request: flask.Request, app: App) -> flask.Response:
         if source_id is None:
             raise InvalidInputError("path", "/intake_webhook/<source_id>", request.path)
         source = app.config.source(source_id)
-        if source is None or source.vendor == "google_forms":
-            known = sorted(s.id for s in app.config.sources if s.vendor != "google_forms")
+        # Form responses and inbound mail have their own entry points.
+        if source is None or source.vendor in NOT_WEBHOOK_VENDORS:
+            known = sorted(s.id for s in app.config.sources if s.vendor not in NOT_WEBHOOK_VENDORS)
             raise UnknownSourceError(f"unknown source id {source_id!r}; configured sources: {', '.join(known)}")
         now = app.clock.now()
         raw = read_body(request, source.max_body_bytes)

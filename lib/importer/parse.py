@@ -71,9 +71,8 @@ KNOWN_SECTORS: tuple[str, ...] = (
     "technology",
     "telecommunications",
 )
-# Short English country names, as CRM exports usually write them.
-KNOWN_COUNTRIES: tuple[str, ...] = tuple(
-    """Afghanistan;Albania;Algeria;Andorra;Angola;Argentina;Armenia;Australia;Austria;
+# Short English country names. 'Korea' stays as written because the export uses it.
+_COUNTRY_LIST = """Afghanistan;Albania;Algeria;Andorra;Angola;Argentina;Armenia;Australia;Austria;
     Azerbaijan;Bahamas;Bahrain;Bangladesh;Barbados;Belarus;Belgium;Belize;Benin;Bhutan;
     Bolivia;Bosnia and Herzegovina;Botswana;Brazil;Brunei;Bulgaria;Burkina Faso;Burundi;
     Cambodia;Cameroon;Canada;Cape Verde;Central African Republic;Chad;Chile;China;
@@ -95,9 +94,8 @@ KNOWN_COUNTRIES: tuple[str, ...] = tuple(
     Tajikistan;Tanzania;Thailand;Timor-Leste;Togo;Tonga;Trinidad and Tobago;Tunisia;
     Turkey;Turkmenistan;Tuvalu;Uganda;Ukraine;United Arab Emirates;United Kingdom;
     United States;Uruguay;Uzbekistan;Vanuatu;Vatican City;Venezuela;Vietnam;Yemen;
-    Zambia;Zimbabwe""".replace("\n", "").split(";")
-)
-KNOWN_COUNTRIES = tuple(name.strip() for name in KNOWN_COUNTRIES)
+    Zambia;Zimbabwe"""
+KNOWN_COUNTRIES: tuple[str, ...] = tuple(name.strip() for name in _COUNTRY_LIST.split(";"))
 
 # Minimum difflib similarity ratio for a typo correction: 'technolgy' scores 0.95.
 TYPO_CUTOFF = 0.85
@@ -107,7 +105,7 @@ _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
 class ExportFormatError(CrmError):
-    """An export file is missing, empty or lacks a required column, so nothing can be imported."""
+    """An export file is missing, lacks a required column, or is not UTF-8 CSV, so nothing can be imported."""
 
 
 # --- Records -----------------------------------------------------------------
@@ -145,7 +143,7 @@ class FileCounts:
 
 @dataclasses.dataclass(frozen=True)
 class Company:
-    """A customer company from ``accounts.csv``; a document of ``companies``."""
+    """A customer company from accounts.csv, stored in ``companies``."""
 
     collection: ClassVar[str] = "companies"
     doc_id: str
@@ -177,7 +175,7 @@ class Company:
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-    """A sales agent or manager from ``sales_teams.csv``; a document of ``members``."""
+    """A sales agent or manager from sales_teams.csv, stored in ``members``."""
 
     collection: ClassVar[str] = "members"
     doc_id: str
@@ -200,7 +198,7 @@ class Member:
 
 @dataclasses.dataclass(frozen=True)
 class Product:
-    """A product from ``products.csv``; a document of ``products``."""
+    """A product from products.csv, stored in ``products``."""
 
     collection: ClassVar[str] = "products"
     doc_id: str
@@ -222,7 +220,7 @@ class Product:
 
 @dataclasses.dataclass(frozen=True)
 class StageEntry:
-    """One known stage transition of a deal; a document of ``stage_history``."""
+    """A known stage transition of a deal, stored in ``deals/{deal_id}/stage_history``."""
 
     stage_id: str
     entered_at: dt.datetime | None
@@ -234,7 +232,7 @@ class StageEntry:
 
 @dataclasses.dataclass(frozen=True)
 class Deal:
-    """An opportunity from ``sales_pipeline.csv``; a document of ``deals``.
+    """An opportunity from sales_pipeline.csv, stored in ``deals``.
 
     Attributes:
         history: Stage transitions in order; the last one is the current stage.
@@ -460,7 +458,7 @@ def _make_row(file: str, number: int, header: list[str], values: list[str]) -> _
     return row
 
 
-def _check_duplicate(row: _Row, seen: dict[str, _Row], key: str, what: str) -> None:
+def _check_duplicate(row: _Row, seen: dict[str, _Row], key: str, column: str) -> None:
     """Reject the row when an earlier row has the same ``key``."""
     first = seen.get(key)
     if first is None:
@@ -468,7 +466,7 @@ def _check_duplicate(row: _Row, seen: dict[str, _Row], key: str, what: str) -> N
     elif first.cells == row.cells:
         row.error("duplicate_row", f"expected each row once, found the same content as row {first.number}")
     else:
-        row.error(f"duplicate_{what}", f"expected a unique {what}, found {row.record_id!r} already in row {first.number}")
+        row.error(f"duplicate_{column}", f"expected a unique {column}, found {row.record_id!r}, which gets the same document id as row {first.number}")
 
 
 # --- Values ----------------------------------------------------------------------
@@ -521,7 +519,7 @@ def _date_cell(row: _Row, column: str) -> dt.datetime | None:
         return None
 
 
-def _correct_typo(row: _Row, column: str, known: tuple[str, ...], *, lower: bool) -> str | None:
+def _correct_typo(row: _Row, column: str, known: tuple[str, ...], *, lowercase: bool) -> str | None:
     """Return the known spelling of a cell value, warning when it was corrected."""
     text = row.cells.get(column, "")
     if not text:
@@ -532,7 +530,7 @@ def _correct_typo(row: _Row, column: str, known: tuple[str, ...], *, lower: bool
     matches = difflib.get_close_matches(text.casefold(), list(by_fold), n=1, cutoff=TYPO_CUTOFF)
     if not matches:
         row.warning(f"unknown_{column}", f"{column}: expected a known value, found {text!r}; stored as found")
-        return text.lower() if lower else text
+        return text.lower() if lowercase else text
     corrected = by_fold[matches[0]]
     row.warning(f"{column}_corrected", f"{column}: expected a known value, found {text!r}; corrected to {corrected!r}")
     return corrected
@@ -569,11 +567,11 @@ def _parse_account(row: _Row, seen: dict[str, _Row]) -> Company | None:
     return Company(
         doc_id=company_id(name),
         name=name,
-        sector=_correct_typo(row, "sector", KNOWN_SECTORS, lower=True),
+        sector=_correct_typo(row, "sector", KNOWN_SECTORS, lowercase=True),
         year_established=_optional_number(row, "year_established", integer=True),
         revenue_usd_millions=_optional_number(row, "revenue"),
         employees=_optional_number(row, "employees", integer=True),
-        country=_correct_typo(row, "office_location", KNOWN_COUNTRIES, lower=False),
+        country=_correct_typo(row, "office_location", KNOWN_COUNTRIES, lowercase=False),
     )
 
 

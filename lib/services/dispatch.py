@@ -14,13 +14,14 @@ import abc
 import dataclasses
 import datetime as dt
 import logging
+import os
 from collections import Counter
 from typing import Any
 
 from lib.adapters.cloud_tasks import task_name
 from lib.domain.clock import Clock
 from lib.errors import PermanentDeliveryError, TransientError
-from lib.ports import MailSender, OutboundEmail, ScheduledTask, TaskScheduler
+from lib.ports import ChatNotifier, MailSender, OutboundEmail, ScheduledTask, TaskScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,13 @@ class DispatchSettings:
 
 class Dispatcher:
     def __init__(self, store: OutboxStore, mail: MailSender, tasks: TaskScheduler, clock: Clock,
-                 settings: DispatchSettings):
+                 settings: DispatchSettings, chat: ChatNotifier | None = None):
         self._store = store
         self._mail = mail
         self._tasks = tasks
         self._clock = clock
         self._settings = settings
+        self._chat = chat
 
     def run_once(self, limit: int = 200) -> Counter:
         """Perform every due intent once; return counts by outcome and purpose."""
@@ -115,7 +117,23 @@ class Dispatcher:
             return self._mail.send(outbound_email(outbox_id, record["email"]))
         if kind == "cloud_task":
             return self._schedule(record["task"])
-        raise PermanentDeliveryError(f"outbox record {outbox_id!r} has unknown kind {kind!r}; expected 'email' or 'cloud_task'")
+        if kind == "chat":
+            return self._post_chat(outbox_id, record["chat"])
+        raise PermanentDeliveryError(
+            f"outbox record {outbox_id!r} has unknown kind {kind!r}; expected 'email', 'cloud_task' or 'chat'")
+
+    def _post_chat(self, outbox_id: str, spec: dict) -> str:
+        # The webhook URL is a secret, so the record names its environment variable instead.
+        if self._chat is None:
+            raise PermanentDeliveryError(f"outbox record {outbox_id!r} is a chat message but no chat adapter is set")
+        url = os.environ.get(spec["webhook_env"], "")
+        if not url:
+            raise PermanentDeliveryError(
+                f"outbox record {outbox_id!r}: environment variable {spec['webhook_env']!r} with the "
+                "Google Chat webhook URL is not set")
+        request_id = spec.get("request_id") or outbox_id
+        self._chat.post(url, spec["message"], request_id)
+        return f"chat:{request_id}"
 
     def _schedule(self, spec: dict) -> str:
         name = task_name(spec["logical_key"], int(spec["version"]))

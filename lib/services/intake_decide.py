@@ -384,7 +384,7 @@ def _new_lead(config: CrmConfig, prepared: PreparedLead, snapshot: IntakeSnapsho
         "form_id": prepared.submission.form_id, "event_key": prepared.event_key, "status": "incomplete"
         if prepared.incomplete else "open", "owner_id": owner.id, "team_id": assignment.team_id,
         "routing": {"rule": assignment.rule_id, "strategy": assignment.strategy,
-                    "skipped": [list(item) for item in assignment.skipped]},
+                    "skipped": [{"member_id": member, "reason": why} for member, why in assignment.skipped]},
         "score": score.total, "fit_rules": list(score.matched_rules), "fields": _jsonable(prepared.fields),
         "extra": _jsonable(prepared.submission.extra), "utm": prepared.utm, "locale": prepared.locale,
         "region": prepared.region, "invalid_fields": list(prepared.invalid_fields), "deal_id": deal_id,

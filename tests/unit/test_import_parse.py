@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from lib.config.loader import load_config
 from lib.errors import ConfigError
+from lib.importer.__main__ import EXIT_OK, EXIT_UNUSABLE_INPUT, main
 from lib.importer.parse import (
     ACCOUNTS,
     EXPORT_COLUMNS,
@@ -475,3 +479,36 @@ def test_write_report_writes_every_line(tmp_path):
     ]
     assert rows[0]["file"] == PIPELINE
     assert rows[0]["row"] == "1"
+
+
+def test_cli_dry_run_prints_json_summary(tmp_path, capsys):
+    write_export(tmp_path)
+
+    status = main([str(tmp_path), "--dry-run", "--json", "--report", str(tmp_path / "report.csv")])
+
+    assert status == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dry_run"] is True
+    assert summary["files"][PIPELINE] == {"loaded": 3, "rejected": 0, "warnings": 1}
+    assert (tmp_path / "report.csv").is_file()
+
+
+def test_cli_missing_file_exits_2(tmp_path, capsys):
+    write_export(tmp_path)
+    (tmp_path / TEAMS).unlink()
+
+    assert main([str(tmp_path), "--dry-run"]) == EXIT_UNUSABLE_INPUT
+    assert "sales_teams.csv" in capsys.readouterr().err
+
+
+def test_parser_imports_no_google_modules():
+    # The interpreter may load the bare 'google' namespace packages at start-up, so compare to a baseline.
+    code = (
+        "import sys; before = set(sys.modules); import lib.importer.parse, lib.importer; "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith('google')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+
+    output = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+
+    assert output.strip() == "[]"
