@@ -9,7 +9,7 @@ import functions_framework
 import flask
 
 from lib import bootstrap, logs
-from lib.entrypoints import followups, intake, operations
+from lib.entrypoints import followups, gmail, intake, operations
 
 logs.configure()
 
@@ -49,6 +49,22 @@ def unsubscribe(request: flask.Request) -> flask.Response:
     return followups.handle_unsubscribe(request, bootstrap.app())
 
 
+@functions_framework.cloud_event
+def gmail_push(event) -> None:
+    """Gmail push notification from Pub/Sub through Eventarc; raising asks for redelivery."""
+    gmail.handle_cloud_event(event, bootstrap.app())
+
+
+def gmail_push_http(request: flask.Request) -> flask.Response:
+    """The same notification as a plain Pub/Sub push envelope over HTTP (local router only)."""
+    return gmail.handle_push_http(request, bootstrap.app())
+
+
+@functions_framework.http
+def gmail_watch(request: flask.Request) -> flask.Response:
+    return gmail.handle_watch(request, bootstrap.app())
+
+
 HTTP_FUNCTIONS = {
     "intake_form": intake_form,
     "intake_webhook": intake_webhook,
@@ -57,6 +73,8 @@ HTTP_FUNCTIONS = {
     "stale_deals": stale_deals,
     "sequence_tick": sequence_tick,
     "unsubscribe": unsubscribe,
+    "gmail_push": gmail_push_http,
+    "gmail_watch": gmail_watch,
 }
 
 

@@ -13,6 +13,8 @@ Environment:
     CRM_UNSUBSCRIBE_KEY: HMAC key of the unsubscribe links (at least 16 bytes).
     CRM_PUBLIC_BASE_URL: public base URL of the ``unsubscribe`` function
         (default: CRM_FUNCTION_BASE_URL).
+    CRM_GMAIL_ADAPTER: ``gmail`` (default) reads connected mailboxes through the
+        Gmail API; ``replay:<folder>`` serves recorded responses (local runs only).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from lib.adapters.cloud_tasks import CloudTasksScheduler
 from lib.adapters.firestore_followups import FirestoreDocStore
+from lib.adapters.firestore_mail import FirestoreMailStore
 from lib.adapters.firestore_store import FirestoreIntakeStore, FirestoreOutboxStore, make_client
 from lib.config.loader import cached_config
 from lib.config.schema import CrmConfig
@@ -32,6 +35,8 @@ from lib.ports import ChatNotifier, MailSender
 from lib.services.dispatch import Dispatcher, DispatchSettings
 from lib.services.followup import FollowupService
 from lib.services.intake import IntakeService
+from lib.services.mail_sync import MailSyncService
+from lib.services.mail_watch import WatchRenewer
 from lib.services.sequences import SequenceService, SequenceSettings
 from lib.services.stale import StaleService
 
@@ -48,6 +53,8 @@ class App:
     followups: FollowupService | None = None
     stale: StaleService | None = None
     sequences: SequenceService | None = None
+    mail_sync: MailSyncService | None = None
+    watch_renewer: WatchRenewer | None = None
 
 
 def mail_sender() -> MailSender:
@@ -83,6 +90,20 @@ def sequence_settings() -> SequenceSettings:
     return SequenceSettings(f"{base.rstrip('/')}/unsubscribe", key.encode("utf-8") or None)
 
 
+def gmail_client():
+    """Build the Gmail reading client that ``CRM_GMAIL_ADAPTER`` names."""
+    from lib.adapters.gmail_api import SYNC_SCOPES, GmailClient, service_factory
+
+    adapter = os.environ.get("CRM_GMAIL_ADAPTER", "gmail")
+    if adapter == "gmail":
+        return GmailClient(service_factory(SYNC_SCOPES))
+    if adapter.startswith("replay:"):
+        from lib.adapters.gmail_replay import replay_service_factory
+
+        return GmailClient(replay_service_factory(Path(adapter.removeprefix("replay:"))))
+    raise ValueError(f"CRM_GMAIL_ADAPTER={adapter!r} is not supported; use 'gmail' or 'replay:<folder>'")
+
+
 @functools.lru_cache(maxsize=1)
 def app() -> App:
     """Build the application once; warm function instances reuse it."""
@@ -97,6 +118,10 @@ def app() -> App:
     tasks = CloudTasksScheduler(project, os.environ.get("CRM_TASKS_LOCATION", "asia-east1"))
     dispatcher = Dispatcher(FirestoreOutboxStore(client), mail_sender(), tasks, clock, settings, chat_notifier())
     docs = FirestoreDocStore(client)
-    return App(config, project, IntakeService(config, FirestoreIntakeStore(client), clock), dispatcher, clock,
+    intake = IntakeService(config, FirestoreIntakeStore(client), clock)
+    mail_store, gmail = FirestoreMailStore(client), gmail_client()
+    return App(config, project, intake, dispatcher, clock,
                followups=FollowupService(config, docs, clock), stale=StaleService(config, docs, clock),
-               sequences=SequenceService(config, docs, clock, sequence_settings()))
+               sequences=SequenceService(config, docs, clock, sequence_settings()),
+               mail_sync=MailSyncService(config, mail_store, gmail, intake, clock),
+               watch_renewer=WatchRenewer(config, mail_store, gmail, clock, project))

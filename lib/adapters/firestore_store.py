@@ -29,8 +29,9 @@ from lib.services.writes import Increment, Write
 
 logger = logging.getLogger(__name__)
 
-# NOTE: ten identical deliveries at once all contend for one event document;
-# each loser retries the whole transaction, so the limit must exceed the burst.
+# Ten identical deliveries at once all contend for one event document. After a
+# contended attempt each loser first reads the event outside a transaction, so a
+# burst settles in a few attempts; the limit covers slow emulators under load.
 MAX_TRANSACTION_ATTEMPTS = 12
 _RETRYABLE = (gexc.Aborted, gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError)
 

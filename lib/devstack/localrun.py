@@ -60,13 +60,21 @@ def _source_secrets(config_path: str | None) -> dict[str, bytes]:
     return {source.id: secrets.token_hex(24).encode() for source in config.sources}
 
 
-def _local_oidc(out_dir: Path) -> tuple[object, Path]:
+def _local_oidc(out_dir: Path) -> tuple[object, Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+
+    from lib.adapters.cloud_tasks import write_local_oidc_key
     from lib.adapters.oidc import LocalOidcSigner
 
     signer = LocalOidcSigner()
     certs_path = out_dir / "local-oidc-certs.json"
     certs_path.write_text(json.dumps(signer.certs()), encoding="utf-8")
-    return signer, certs_path
+    # NOTE: LocalOidcSigner has no public export of its key; the emulated tasks sign with it.
+    pem = signer._private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode("ascii")
+    key_path = out_dir / "local-oidc-key.json"
+    write_local_oidc_key(key_path, pem, signer.kid, signer.issuer)
+    return signer, certs_path, key_path
 
 
 @contextlib.contextmanager
@@ -74,7 +82,7 @@ def local_stack(out_dir: Path, config_path: str | None = None, pubsub: bool = Fa
     """Start Firestore, Cloud Tasks (and Pub/Sub) emulators and the functions on one port."""
     out_dir.mkdir(parents=True, exist_ok=True)
     source_secrets = _source_secrets(config_path)
-    signer, certs_path = _local_oidc(out_dir)
+    signer, certs_path, key_path = _local_oidc(out_dir)
     with Stack(PROJECT, pubsub=pubsub, location=LOCATION, queues=QUEUES, log_dir=out_dir / "logs") as stack:
         env = stack.env() | {
             "CRM_MAIL_ADAPTER": "file",
@@ -82,6 +90,8 @@ def local_stack(out_dir: Path, config_path: str | None = None, pubsub: bool = Fa
             "CRM_TASKS_LOCATION": LOCATION,
             "CRM_INVOKER_EMAILS": LOCAL_INVOKER,
             "CRM_OIDC_CERTS_FILE": str(certs_path),
+            "CRM_LOCAL_OIDC_KEY_FILE": str(key_path),
+            "CRM_UNSUBSCRIBE_KEY": secrets.token_hex(32),
             "CRM_TASKS_SERVICE_ACCOUNT": LOCAL_INVOKER,
         }
         if config_path:

@@ -1,4 +1,4 @@
-"""HTTP handlers of the two intake functions: verify, parse, run the pipeline, answer JSON.
+"""HTTP handlers of the two intake functions: verify, parse, run the pipeline, reply with JSON.
 
 Every check runs before anything is written, so a rejected request leaves no
 trace in the store beyond a log line.

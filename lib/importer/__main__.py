@@ -13,11 +13,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.config.loader import load_config
 from lib.errors import ConfigError
 from lib.importer import ImportSummary, run_import
 from lib.importer.parse import ExportFormatError
+
+if TYPE_CHECKING:
+    from google.cloud import firestore
 
 DEFAULT_PROJECT = "crm-local"
 EXIT_OK = 0
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _client():
+def _client() -> firestore.Client:
+    """Build a Firestore client for GOOGLE_CLOUD_PROJECT (default 'crm-local')."""
     from google.cloud import firestore
 
     project = os.environ.get("GOOGLE_CLOUD_PROJECT", DEFAULT_PROJECT)

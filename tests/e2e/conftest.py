@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from google.cloud import firestore
 
+from lib.adapters.cloud_tasks import write_local_oidc_key
 from lib.adapters.oidc import LocalOidcSigner
 from lib.config.loader import load_config
 from lib.devstack.emulators import REPO_ROOT, FunctionsServer, reset_firestore
@@ -29,6 +31,19 @@ class _Server(FunctionsServer):
         return env
 
 
+UNSUBSCRIBE_KEY = "test-unsubscribe-key-DO-NOT-USE"
+
+
+def local_key_file(signer: LocalOidcSigner, folder: Path) -> Path:
+    """Write the signer's key where CRM_LOCAL_OIDC_KEY_FILE points, so emulated tasks carry its tokens."""
+    # NOTE: LocalOidcSigner has no public export of its key; local test runs only.
+    pem = signer._private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode("ascii")
+    path = folder / "local-oidc-key.json"
+    write_local_oidc_key(path, pem, signer.kid, signer.issuer)
+    return path
+
+
 @pytest.fixture(scope="session")
 def oidc_signer() -> LocalOidcSigner:
     return LocalOidcSigner()
@@ -40,6 +55,7 @@ def functions_url(firestore_emulator: str, tasks_emulator, tmp_path_factory, oid
     work = tmp_path_factory.mktemp("functions")
     certs = work / "certs.json"
     certs.write_text(json.dumps(oidc_signer.certs()), encoding="utf-8")
+    key_file = local_key_file(oidc_signer, work)
     env = {
         "FIRESTORE_EMULATOR_HOST": firestore_emulator,
         "CLOUD_TASKS_EMULATOR_HOST": tasks_emulator.host,
@@ -50,6 +66,8 @@ def functions_url(firestore_emulator: str, tasks_emulator, tmp_path_factory, oid
         "CRM_INVOKER_EMAILS": INVOKER,
         "CRM_TASKS_SERVICE_ACCOUNT": INVOKER,
         "CRM_OIDC_CERTS_FILE": str(certs),
+        "CRM_LOCAL_OIDC_KEY_FILE": str(key_file),
+        "CRM_UNSUBSCRIBE_KEY": UNSUBSCRIBE_KEY,
     }
     for source in load_config().sources:
         env[source.secret_env] = source_secret(source.id).decode()

@@ -82,8 +82,8 @@ def write_small_export(folder: Path, stage: str, close_date: str, close_value: s
     tables = {
         "accounts.csv": [["Acme Corporation", "technology", "1996", "1100.04", "2822", "United States", ""]],
         "products.csv": [["GTX Basic", "GTX", "550"]],
-        "sales_teams.csv": [["Anna Snelling", "Dustin Brinkmann", "Central"]],
-        PIPELINE: [["OPP1", "Anna Snelling", "GTX Basic", "Acme Corporation", stage, "10/20/2016", close_date, close_value]],
+        "sales_teams.csv": [["Ada Lovell", "Dora Brandt", "Central"]],
+        PIPELINE: [["OPP1", "Ada Lovell", "GTX Basic", "Acme Corporation", stage, "10/20/2016", close_date, close_value]],
     }
     for name, rows in tables.items():
         with (folder / name).open("w", encoding="utf-8", newline="") as handle:

@@ -37,13 +37,13 @@ STAGE_STATUS = {"new": "open", "contacted": "open", "won": "won", "lost": "lost"
 
 ACCOUNT_ROWS = [
     ["Acme Corporation", "technology", "1996", "1100.04", "2822", "United States", ""],
-    ["Bluth Company", "technology", "1993", "1242.32", "3027", "United States", "Acme Corporation"],
+    ["Bluefin Company", "technology", "1993", "1200.5", "3000", "United States", "Acme Corporation"],
 ]
-PRODUCT_ROWS = [["GTX Basic", "GTX", "550"], ["GTX Pro", "GTX", "4821"]]
-TEAM_ROWS = [["Anna Snelling", "Dustin Brinkmann", "Central"], ["Zane Levy", "Summer Sewald", "West"]]
-WON_ROW = ["OPP00001", "Anna Snelling", "GTX Basic", "Acme Corporation", "Won", "10/20/2016", "3/1/2017", "588"]
-ENGAGING_ROW = ["OPP00002", "Zane Levy", "GTX Pro", "Bluth Company", "Engaging", "11/3/2016", "", ""]
-PROSPECTING_ROW = ["OPP00003", "Zane Levy", "GTX Basic", "", "Prospecting", "", "", ""]
+PRODUCT_ROWS = [["GTX Basic", "GTX", "550"], ["GTX Pro", "GTX", "4800"]]
+TEAM_ROWS = [["Ada Lovell", "Dora Brandt", "Central"], ["Zed Lane", "Sam Sewell", "West"]]
+WON_ROW = ["OPP00001", "Ada Lovell", "GTX Basic", "Acme Corporation", "Won", "10/20/2016", "3/1/2017", "588"]
+ENGAGING_ROW = ["OPP00002", "Zed Lane", "GTX Pro", "Bluefin Company", "Engaging", "11/3/2016", "", ""]
+PROSPECTING_ROW = ["OPP00003", "Zed Lane", "GTX Basic", "", "Prospecting", "", "", ""]
 
 
 def write_csv(path: Path, header: tuple[str, ...] | list[str], rows: list[list[str]]) -> None:
@@ -299,7 +299,7 @@ def test_open_row_with_close_fields_loads_with_warning(tmp_path):
     deal = plan.deals[0]
 
     assert deal.closed_at is None
-    assert deal.amount == 4821.0
+    assert deal.amount == 4800.0
     assert lines_for(plan, "OPP00002") == [("warning", "close_fields_on_open_deal")]
 
 
@@ -307,7 +307,7 @@ def test_amount_is_close_value_or_list_price(tmp_path):
     won, engaging = pipeline_plan(tmp_path, WON_ROW, ENGAGING_ROW).deals
 
     assert (won.amount, won.amount_is_estimate, won.status) == (588.0, False, "won")
-    assert (engaging.amount, engaging.amount_is_estimate, engaging.status) == (4821.0, True, "open")
+    assert (engaging.amount, engaging.amount_is_estimate, engaging.status) == (4800.0, True, "open")
 
 
 def test_won_deal_history_has_engage_and_close(tmp_path):
@@ -326,7 +326,7 @@ def test_deal_document_has_lead_fields(tmp_path):
     document = pipeline_plan(tmp_path, WON_ROW).deals[0].document()
 
     assert document["company_id"] == "co-acme-corporation"
-    assert document["owner_id"] == "m-anna-snelling"
+    assert document["owner_id"] == "m-ada-lovell"
     assert document["product_id"] == "p-gtx-basic"
     assert document["external_id"] == "OPP00001"
     assert document["name"] == "Acme Corporation – GTX Basic"
@@ -369,15 +369,15 @@ def test_unknown_sector_is_kept_with_warning(tmp_path):
 
 def test_company_fields_and_parent(tmp_path):
     companies = {company.name: company for company in parse(write_export(tmp_path)).companies}
-    bluth = companies["Bluth Company"]
+    bluefin = companies["Bluefin Company"]
 
-    assert bluth.doc_id == "co-bluth-company"
-    assert bluth.parent_company_id == "co-acme-corporation"
-    assert (bluth.year_established, bluth.revenue_usd_millions, bluth.employees) == (1993, 1242.32, 3027)
-    document = bluth.document()
-    assert document["key"] == "bluth company"
+    assert bluefin.doc_id == "co-bluefin-company"
+    assert bluefin.parent_company_id == "co-acme-corporation"
+    assert (bluefin.year_established, bluefin.revenue_usd_millions, bluefin.employees) == (1993, 1200.5, 3000)
+    document = bluefin.document()
+    assert document["key"] == "bluefin company"
     assert document["domain"] is None
-    assert document["external_ref"] == {"system": "crm-export", "id": "Bluth Company"}
+    assert document["external_ref"] == {"system": "crm-export", "id": "Bluefin Company"}
 
 
 def test_unknown_parent_and_bad_number_warn(tmp_path):
@@ -409,17 +409,17 @@ def test_invalid_price_rejects_product_and_its_deals(tmp_path):
 def test_managers_get_their_own_members(tmp_path):
     members = {member.doc_id: member for member in parse(write_export(tmp_path)).members}
 
-    assert members["m-anna-snelling"].manager_id == "m-dustin-brinkmann"
-    assert members["m-anna-snelling"].role == "rep"
-    manager = members["m-dustin-brinkmann"]
+    assert members["m-ada-lovell"].manager_id == "m-dora-brandt"
+    assert members["m-ada-lovell"].role == "rep"
+    manager = members["m-dora-brandt"]
     assert (manager.role, manager.manager_id, manager.regional_office) == ("manager", None, "Central")
 
 
 def test_agent_without_manager_warns(tmp_path):
-    plan = parse(write_export(tmp_path, teams=[["Anna Snelling", "", "Central"]], pipeline=[]))
+    plan = parse(write_export(tmp_path, teams=[["Ada Lovell", "", "Central"]], pipeline=[]))
 
     assert plan.members[0].manager_id is None
-    assert lines_for(plan, "Anna Snelling") == [("warning", "missing_manager")]
+    assert lines_for(plan, "Ada Lovell") == [("warning", "missing_manager")]
 
 
 def test_slug_of_ascii_and_non_ascii_names():
