@@ -51,12 +51,12 @@ def unsubscribe(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def gmail_push(event) -> None:
-    """Gmail push notification from Pub/Sub through Eventarc; raising asks for redelivery."""
+    """Handle a Gmail push notification from Pub/Sub through Eventarc; an exception makes Eventarc redeliver."""
     gmail.handle_cloud_event(event, bootstrap.app())
 
 
 def gmail_push_http(request: flask.Request) -> flask.Response:
-    """The same notification as a plain Pub/Sub push envelope over HTTP (local router only)."""
+    """Handle the same notification as a plain Pub/Sub push envelope over HTTP (local router only)."""
     return gmail.handle_push_http(request, bootstrap.app())
 
 

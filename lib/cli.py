@@ -23,16 +23,22 @@ def _run(args: argparse.Namespace) -> int:
         bootstrap.app.cache_clear()
         app = bootstrap.app()
         client = make_client(localrun.PROJECT)
-        imported = _import(args.data, app.config, client, Path(args.out)) if args.data else None
-
-        print(f"Functions serving on {local.url}; replaying the demo day ...", flush=True)
+        print(f"Functions serving on {local.url}", flush=True)
+        imported = None
+        if args.data:
+            print(f"Importing the CRM export in {args.data} ...", flush=True)
+            imported = _import(args.data, app.config, client, Path(args.out))
+        print("Replaying the demo day ...", flush=True)
         outcomes = localrun.replay_day(local)
         dispatched = app.dispatcher.run_once(limit=1000)
         summary = localrun.summarise(outcomes, client, dispatched)
         localrun.print_summary(summary, imported)
         print(f"\nAcknowledgement and notice emails: {Path(local.env['CRM_OUTBOX_DIR']).resolve()}")
         if args.mail:
-            print("\nMail replay is not part of this command yet; use: python -m lib.mail.explain", args.mail)
+            from lib.devstack import mailrun
+
+            results = mailrun.process_files(app.mail_sync, app.config, [Path(args.mail)])
+            mailrun.print_report(results, mailrun.local_mailbox(app.config))
     return 0
 
 
@@ -65,7 +71,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _mail(args: argparse.Namespace) -> int:
     from lib.mail.explain import main as explain
 
-    return explain(args.rest)
+    if not args.rest or args.rest[0] != "explain":
+        print("usage: crm mail explain FILE_OR_FOLDER... [--json]", file=sys.stderr)
+        return 2
+    return explain(args.rest[1:])
 
 
 def build_parser() -> argparse.ArgumentParser:

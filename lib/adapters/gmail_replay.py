@@ -10,7 +10,7 @@ of the recorded API calls):
 
 - ``history-<startHistoryId>.json``: users.history.list from that cursor;
   ``history-<startHistoryId>-<pageToken>.json`` for later pages.
-- ``messages/<id>.json``: users.messages.get; a missing file answers 404.
+- ``messages/<id>.json``: users.messages.get; a missing file returns 404.
 - ``profile.json``: users.getProfile.
 - ``watch.json``: users.watch.
 - ``messages-list.json``: users.messages.list.
@@ -34,7 +34,7 @@ _NOT_FOUND = {"status": 404, "response": {"error": {"code": 404, "message": "Req
 
 
 class ReplayHttp:
-    """An ``httplib2.Http`` stand-in that answers Gmail API requests from files.
+    """An ``httplib2.Http`` stand-in that serves Gmail API responses from files.
 
     Attributes:
         requests: ``(method, uri)`` of every request received, batch parts included.
@@ -46,7 +46,7 @@ class ReplayHttp:
         self.requests: list[tuple[str, str]] = []
 
     def request(self, uri, method="GET", body=None, headers=None, redirections=1, connection_type=None):
-        """Answer one request as ``httplib2.Http.request`` does: ``(response, content bytes)``."""
+        """Return the recorded response to one request as ``httplib2.Http.request`` does: ``(response, content bytes)``."""
         with self._lock:
             self.requests.append((method, uri))
         if urllib.parse.urlsplit(uri).path.endswith("/batch"):

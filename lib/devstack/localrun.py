@@ -161,9 +161,12 @@ def summarise(outcomes: list[tuple[object, int, dict]], client, dispatched: Coun
 def print_summary(summary: dict, imported: dict | None = None) -> None:
     """Print the run's summary as aligned text sections."""
     if imported is not None:
-        print("\nImported CRM export")
-        for key, value in imported.items():
-            print(f"  {key:<28} {value}")
+        print("\nImported CRM export (loaded / rejected / warnings)")
+        for file_name, counts in imported.get("files", {}).items():
+            print(f"  {file_name:<28} {counts['loaded']} / {counts['rejected']} / {counts['warnings']}")
+        for key in ("written", "unchanged", "history_written", "report_path"):
+            if key in imported:
+                print(f"  {key:<28} {imported[key]}")
     print(f"\nReplayed {summary['deliveries']} deliveries")
     sections = [("Results", "results"), ("Leads by source", "leads_by_source"), ("Leads by rep", "leads_by_rep"),
                 ("Rejections by reason", "rejections"), ("Outbox messages", "outbox"),

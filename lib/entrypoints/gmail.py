@@ -3,8 +3,8 @@
 A notification is acknowledged (2xx, or a normal return for a CloudEvent)
 whenever a retry cannot help: undecodable data, an unconnected mailbox, a
 historyId that is not newer than the cursor, or a Gmail rejection that needs
-an admin. Only a transient failure asks Pub/Sub to deliver again; the stored
-cursor has not moved then, so nothing is lost either way.
+an admin. Only a transient failure makes Pub/Sub deliver again. The stored cursor
+has not moved then, so nothing is lost either way.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from lib.web import bind_request_context, error_response, json_response, method_
 logger = logging.getLogger(__name__)
 
 MAX_PUSH_BYTES = 64 * 1024
-ERROR_NOT_ENVELOPE = "expected a Pub/Sub envelope {'message': {'data': <base64 JSON>}}, found {found}"
+ERROR_NOT_ENVELOPE = "expected a Pub/Sub envelope with message.data as base64 JSON, found {found}"
 ERROR_BAD_DATA = "message.data is not base64 JSON with emailAddress and historyId: {error}"
 
 
@@ -78,7 +78,7 @@ def process_envelope(envelope: Any, app: App) -> dict[str, Any]:
     """Decode and sync one notification.
 
     Returns:
-        A JSON-ready summary; ``status`` says what happened.
+        A JSON-ready summary; ``status`` is ``dropped``, ``failed`` or the sync status.
 
     Raises:
         TransientError: a retry can fix the failure.

@@ -1,4 +1,4 @@
-"""What one logged mail message does to the CRM, decided from one consistent read.
+"""Effects of one logged mail message on the CRM, decided from one consistent read.
 
 ``decide`` is pure: from the message's facts and what its transaction read,
 it returns the result and every write, audit entries included, so the
@@ -27,7 +27,7 @@ SOFT_BOUNCE_HOLD = dt.timedelta(days=1)
 
 @dataclasses.dataclass(frozen=True)
 class MessageResult:
-    """What one message did.
+    """Outcome of one message.
 
     Attributes:
         status: ``logged``, ``duplicate`` or ``ignored``.

@@ -29,11 +29,11 @@ def mailbox_path(address: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Lease:
-    """The answer to a lease request.
+    """Result of a lease request.
 
     Attributes:
-        status: ``acquired`` (sync now), ``busy`` (another sync holds the
-            mailbox and will pick up this historyId) or ``stale`` (the
+        status: ``acquired`` (sync now), ``busy`` (another sync has the
+            lease and will pick up this historyId) or ``stale`` (the
             notification's historyId is not newer than the cursor).
         cursor: The stored history cursor, or None when none is stored yet.
     """

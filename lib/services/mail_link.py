@@ -1,4 +1,4 @@
-"""Link one mail message to contacts and a deal: the facts of a message and what the store holds about it.
+"""Link one mail message to contacts and a deal: the facts of a message and the stored documents about it.
 
 ``message_facts`` is pure. ``load_snapshot`` reads, inside the message's
 transaction, every document the effects depend on, in at most four rounds.
@@ -51,7 +51,7 @@ class Party:
 
 @dataclasses.dataclass(frozen=True)
 class MessageFacts:
-    """What a message is, before the store is read.
+    """Facts of one message, known before the store is read.
 
     Attributes:
         mailbox: Connected mailbox that saw the message, lowercased.
@@ -178,7 +178,7 @@ def message_facts(config: CrmConfig, msg: ParsedMessage, classification: Classif
 
 
 # ---------------------------------------------------------------------------
-# What the store holds about a message
+# Stored documents about a message
 # ---------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ class Delete:
 
 @dataclasses.dataclass(frozen=True)
 class Outcome(Generic[T]):
-    """What a transaction body decided: a result and the changes to commit with it."""
+    """Decision of a transaction body: a result and the changes to commit with it."""
 
     result: T
     writes: Sequence[Write | Delete] = ()

@@ -1,6 +1,6 @@
 """Gmail push sync: from a notification to logged activities, one mailbox at a time.
 
-A notification only says "something changed up to historyId N". The service
+A notification only reports "something changed up to historyId N". The service
 takes the mailbox's lease, reads ``users.history.list`` from the STORED cursor
 over every page, fetches the new messages in batches, logs each message once,
 and moves the cursor only after every page and every fetch succeeded. When
@@ -72,7 +72,7 @@ class GmailReader(Protocol):
 
 @dataclasses.dataclass
 class HistoryChanges:
-    """What a run of history records means for the CRM.
+    """New message ids, spam marks and counts found in a run of history records.
 
     Attributes:
         added: New message ids with the labels the records showed, in first-seen order.
@@ -89,7 +89,7 @@ class HistoryChanges:
 
 @dataclasses.dataclass
 class SyncReport:
-    """What one notification or file run did."""
+    """Outcome of one notification or file run: status, cursor, rounds and per-message results."""
 
     mailbox: str
     status: str
@@ -177,7 +177,7 @@ class MailSyncService:
 
         Returns:
             The report; ``status`` is ``unknown_mailbox``, ``stale`` (nothing
-            newer than the cursor), ``busy`` (another sync holds the mailbox
+            newer than the cursor), ``busy`` (another sync has the lease
             and will sync again) or ``synced``.
 
         Raises:
@@ -256,10 +256,10 @@ class MailSyncService:
     def process_ids(self, mailbox: str, added: Mapping[str, frozenset[str]]) -> list[MessageResult]:
         """Fetch and process new messages; a message Gmail no longer has is skipped.
 
-        Own sent mail is fetched with ``format=metadata``; everything else with
-        ``format=full``, because bounces need the delivery report and an
-        unknown sender's enquiry becomes a lead with its body. Both formats
-        cost the same quota units.
+        Own sent mail is fetched with ``format=metadata``. Everything else is
+        fetched with ``format=full``, because bounces need the delivery report
+        and an unknown sender's enquiry becomes a lead with its body. Both
+        formats cost the same quota units.
         """
         metadata_ids = [gid for gid, labels in added.items() if "SENT" in labels and "INBOX" not in labels]
         full_ids = [gid for gid in added if gid not in set(metadata_ids)]
