@@ -1,6 +1,6 @@
 """A demo business day of form deliveries, in every vendor's real shape, signed for the intake endpoints.
 
-People, companies and addresses are invented; every address is under example.com,
+People, companies and addresses are invented, and every address is under example.com,
 example.org, example.net or a made-up ``.com.tw`` domain.
 
 Timing: every signature carries the build time (``day_start_utc``, default now),
@@ -74,7 +74,7 @@ class Delivery:
         query: Query parameters.
         headers: Request headers, signature headers included.
         body: The exact request body.
-        expect_status: The status a correct server answers.
+        expect_status: The status a correct server returns.
         kind: What the delivery exercises.
         source_id: The source the path names (an unknown one for the 404 case).
     """
@@ -524,8 +524,8 @@ def build_day(
             every signed source in ``SOURCE_SCHEMES`` needs one.
         day_start_utc: The signing time, aware; None means now. Post the
             deliveries within the sources' tolerance of it.
-        base_url: Scheme, host and port the runner posts to; HubSpot's signature
-            covers the full URL, so it must match what the server sees.
+        base_url: Scheme, host and port the runner posts to. HubSpot's signature
+            covers the full URL, so it must match the URL the server reconstructs.
 
     Raises:
         KeyError: a signed source has no secret; the message lists the missing ids.

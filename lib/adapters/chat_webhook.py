@@ -55,7 +55,7 @@ class WebhookChatNotifier(ChatNotifier):
         Raises:
             TransientError: the request failed to connect or timed out, or Chat
                 answered 429 or 5xx.
-            PermanentDeliveryError: Chat answered another 4xx (bad URL, revoked
+            PermanentDeliveryError: Chat responded with another 4xx (bad URL, revoked
                 webhook, invalid card).
         """
         params = {"requestId": chat_request_id(request_id)}
@@ -71,7 +71,7 @@ class WebhookChatNotifier(ChatNotifier):
         # The webhook URL carries a key and token, so messages name only the request id.
         status = response.status_code
         if status == 429 or status >= 500:
-            raise TransientError(f"Google Chat webhook answered {status} for request {params['requestId']!r}")
+            raise TransientError(f"Google Chat webhook responded with {status} for request {params['requestId']!r}")
         if status >= 400:
             raise PermanentDeliveryError(
                 f"Google Chat webhook rejected request {params['requestId']!r} with {status}: {response.text[:200]}")

@@ -103,7 +103,7 @@ def _before_or_at(moment: object, now: dt.datetime) -> bool:
 
 
 class MemoryStore(IntakeStore, OutboxStore):
-    """Documents in a dict, behind one lock; implements ``IntakeStore`` and ``OutboxStore``."""
+    """An in-memory document store behind one lock, implementing ``IntakeStore`` and ``OutboxStore``."""
 
     def __init__(self) -> None:
         self._docs: dict[str, dict[str, Any]] = {}
@@ -144,7 +144,7 @@ class MemoryStore(IntakeStore, OutboxStore):
     # ------------------------------------------------------------ writes
 
     def _apply(self, writes: Iterable[Write]) -> None:
-        """Apply ``writes`` in order, all or none; the caller holds the lock.
+        """Apply ``writes`` in order, all or none. The caller must hold the lock.
 
         Raises:
             ConflictError: a ``create`` write names a document that exists,
@@ -205,10 +205,10 @@ class MemoryStore(IntakeStore, OutboxStore):
 
     def commit_intake(self, prepared: PreparedLead,
                       decide_writes: Callable[[IntakeSnapshot], IntakeDecision]) -> IntakeResult:
-        """Read, decide and apply the writes under the lock; see ``IntakeStore.commit_intake``.
+        """Read, decide and apply the writes under the lock, as ``IntakeStore.commit_intake`` describes.
 
         Raises:
-            ConflictError: a ``create`` write names an existing document; no write is applied.
+            ConflictError: a ``create`` write names an existing document. No write is applied then.
         """
         with self._lock:
             decision = decide_writes(self._snapshot(prepared))
@@ -234,7 +234,7 @@ class MemoryStore(IntakeStore, OutboxStore):
         return list(dict.fromkeys(ids))[:limit]
 
     def claim(self, outbox_id: str, now: dt.datetime, lease_until: dt.datetime) -> dict | None:
-        """Mark a due record ``sending`` until ``lease_until``; see ``OutboxStore.claim``.
+        """Mark a due record ``sending`` until ``lease_until``, as ``OutboxStore.claim`` describes.
 
         Returns:
             The record as read, with ``attempts`` already counting this attempt,

@@ -1,6 +1,6 @@
 """HTTP handlers of the follow-up check (Cloud Tasks), the stale-deal check (Cloud Scheduler) and unsubscribe.
 
-Cloud Tasks and Cloud Scheduler retry every non-2xx answer, so after the caller
+Cloud Tasks and Cloud Scheduler retry every non-2xx response, so after the caller
 is verified a request that can never succeed (unknown shape, deleted lead) is
 logged and answered 200. Only a failed token check (401) and an unavailable
 store (503) are answered otherwise.
@@ -31,7 +31,7 @@ RETRY_COUNT_HEADER = "X-CloudTasks-TaskRetryCount"
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
-    """Parse a JSON object from raw bytes, whatever the Content-Type says.
+    """Parse a JSON object from raw bytes, whatever Content-Type the request declares.
 
     Raises:
         InvalidInputError: the bytes are not UTF-8 JSON or not an object.

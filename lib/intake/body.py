@@ -42,7 +42,7 @@ def decode_body(content_type: str | None, raw_body: bytes, *, allowed: frozenset
     Raises:
         UnsupportedMediaTypeError: the media type is not allowed, or a sniffed
             body is not JSON.
-        InvalidInputError: the body does not decode as its media type says
+        InvalidInputError: the body does not decode as its declared media type
             (field ``"body"``).
     """
     media_type, parameters = _split_content_type(content_type)

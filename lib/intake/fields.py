@@ -84,10 +84,11 @@ class FieldMapper:
     def canonical_for(self, key: str, label: str | None = None) -> str | None:
         """Return the canonical field for a vendor key (and its label), or None.
 
-        The source's ``field_map`` is tried on the key first, then the label and key
-        against the synonyms: a whole-label match first, then the synonym found
-        inside the label that ends last (the head noun in both English and Chinese,
-        "company phone" is a phone) and, among those, the longest one.
+        The source's ``field_map`` is tried on the key first. Then the label and the
+        key are matched against the synonyms, whole label first. Failing that, the
+        synonym found inside the label that ends last wins, because the head noun
+        comes last in both English and Chinese ("company phone" is a phone). Among
+        synonyms ending at the same place, the longest wins.
         """
         if key in self._field_map:
             return self._field_map[key]
@@ -272,6 +273,10 @@ class SubmissionBuilder:
             name = f"{label.strip()} ({suffix})"
             suffix += 1
         self.extra[name] = cleaned
+
+    def has_checkbox_options(self, title: str) -> bool:
+        """Return True when the source lists the options of the question ``title``."""
+        return normalize_label(title) in self._checkbox_options
 
     def _split_known_options(self, title: str, value: FieldValue | None) -> FieldValue | None:
         options = self._checkbox_options.get(normalize_label(title))

@@ -83,7 +83,9 @@ def _require_text(body: Mapping[str, object], key: str, field: str | None = None
     return value.strip()
 
 
-def _parse_item_responses(source: Source, synonyms: Mapping[str, Sequence[str]], body: Mapping[str, object]) -> Submission:
+def _parse_item_responses(
+    source: Source, synonyms: Mapping[str, Sequence[str]], body: Mapping[str, object]
+) -> Submission:
     """Parse the form-bound shape that ``apps_script/Code.gs`` sends."""
     response_id = _require_text(body, "responseId")
     submitted_at = parse_timestamp(_require_text(body, "timestamp"), field="timestamp")
@@ -105,14 +107,16 @@ def _parse_item_responses(source: Source, synonyms: Mapping[str, Sequence[str]],
 
 
 def _item_value(item: Mapping[str, object]) -> object:
-    """Return an item response; grid rows (lists of lists) become "row: answer" strings."""
+    """Return an item response; each grid row (a list of cells) becomes one string, cells joined by ', '."""
     response = item.get("response")
     if isinstance(response, list) and any(isinstance(row, list) for row in response):
         return [", ".join(str(cell) for cell in row) if isinstance(row, list) else row for row in response]
     return response
 
 
-def _parse_named_values(source: Source, synonyms: Mapping[str, Sequence[str]], body: Mapping[str, object]) -> Submission:
+def _parse_named_values(
+    source: Source, synonyms: Mapping[str, Sequence[str]], body: Mapping[str, object]
+) -> Submission:
     """Parse the sheet-bound shape: ``namedValues`` maps each column title to a list of strings."""
     sheet_name = _require_text(body, "sheetName")
     range_a1 = _require_text(body, "rangeA1")
@@ -171,12 +175,15 @@ def _parse_forms_api(source: Source, synonyms: Mapping[str, Sequence[str]], body
         answer = require_object(answer, f"response.answers.{question_id}")
         _add_api_answer(builder, question_id, title, is_checkbox, answer)
 
+    # Forms verifies the address unless the form lets people type it (RESPONDER_INPUT).
+    settings = form.get("settings") if isinstance(form.get("settings"), Mapping) else {}
+    verified = bool(respondent_email) and settings.get("emailCollectionType", "VERIFIED") == "VERIFIED"
     submitted = response.get("lastSubmittedTime") or response.get("createTime")
     return builder.build(
         event_id=response_id,
         submitted_at=parse_timestamp(submitted, field="response.lastSubmittedTime"),
         form_id=response.get("formId") or form.get("formId"),
-        respondent_email_verified="email" in builder.fields and bool(respondent_email),
+        respondent_email_verified=verified,
     )
 
 
@@ -206,6 +213,7 @@ def _add_api_answer(
     if values:
         builder.add(question_id, values if is_checkbox or len(values) > 1 else values[0], label=title)
     files = (answer.get("fileUploadAnswers") or {}).get("answers") or []
-    urls = [_DRIVE_FILE_URL.format(file_id=entry["fileId"]) for entry in files if isinstance(entry, Mapping) and entry.get("fileId")]
+    file_ids = [entry.get("fileId") for entry in files if isinstance(entry, Mapping)]
+    urls = [_DRIVE_FILE_URL.format(file_id=file_id) for file_id in file_ids if file_id]
     if urls:
         builder.add_extra(title, urls)

@@ -38,7 +38,9 @@ SHARED_SECRET_MISSING = f"missing {CRM_SECRET_HEADER} header or '{CRM_SECRET_QUE
 SHARED_SECRET_WRONG = f"wrong shared secret in the {CRM_SECRET_HEADER} header or '{CRM_SECRET_QUERY}' query parameter"
 
 # HubSpot signs the request URI with these percent-escapes decoded and every other
-# escape kept (HubSpot developer docs, "Validate the v3 request signature").
+# escape kept ("Validate the v3 request signature" in HubSpot's developer docs).
+# NOTE: this table was written from that page's description and is not checked
+# against a request signed by HubSpot itself.
 _HUBSPOT_DECODED_ESCAPES = {
     "%3A": ":",
     "%2F": "/",
@@ -132,7 +134,7 @@ def _check_age(header: str, sent_at_seconds: float, now: dt.datetime, tolerance:
 
 def _parse_integer_header(request: _Request, header: str, unit: str) -> int:
     value = request.required_header(header)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise SignatureError(HEADER_MALFORMED.format(header=header, expected=f"an integer unix time in {unit}"))
     return int(value)
 

@@ -16,7 +16,7 @@ from lib.intake.vendor_common import as_form_fields, submitted_or_received
 # rawRequest keys of answers: q<question number>_<unique name>.
 _ANSWER_KEY = re.compile(r"^q\d+_(.+)$")
 # One "Label:value" entry of the ``pretty`` summary; the next entry starts after ", ".
-_PRETTY_ENTRY = re.compile(r"(?:^|, )([^:,]+):")
+_PRETTY_ENTRY = re.compile(r"(?:^|, )([^:,]{1,200}):")
 
 
 def parse_jotform(

@@ -22,7 +22,7 @@ _SINGLE_OPTION_TYPES = frozenset({"MULTIPLE_CHOICE", "DROPDOWN"})
 def parse_tally(
     source: Source, synonyms: Mapping[str, Sequence[str]], item: object, received_at: dt.datetime
 ) -> list[Submission]:
-    """Parse a Tally webhook: ``data.fields`` holds ``key``, ``label``, ``type`` and ``value``.
+    """Parse a Tally webhook: each item of ``data.fields`` contains ``key``, ``label``, ``type`` and ``value``.
 
     Choice values are option ids and map to the option texts. The per-option
     ``CHECKBOX`` entries that Tally adds next to a ``CHECKBOXES`` question are skipped.
@@ -32,7 +32,8 @@ def parse_tally(
         logger.info("ignoring Tally event %r from source %s", body.get("eventType"), source.id)
         return []
     data = require_object(body.get("data"), "data")
-    fields = [require_object(field, f"data.fields[{index}]") for index, field in enumerate(require_list(data.get("fields"), "data.fields"))]
+    raw_fields = require_list(data.get("fields"), "data.fields")
+    fields = [require_object(field, f"data.fields[{index}]") for index, field in enumerate(raw_fields)]
     group_keys = [str(field.get("key")) for field in fields if field.get("type") == "CHECKBOXES"]
 
     builder = SubmissionBuilder(source, synonyms)
@@ -56,8 +57,8 @@ def _field_value(field: Mapping[str, object]) -> object:
     value = field.get("value")
     field_type = field.get("type")
     if field_type in _OPTION_TYPES:
-        options = field.get("options")
-        texts = {str(option.get("id")): option.get("text") for option in options if isinstance(option, Mapping)} if isinstance(options, list) else {}
+        options = field.get("options") if isinstance(field.get("options"), list) else []
+        texts = {str(option.get("id")): option.get("text") for option in options if isinstance(option, Mapping)}
         chosen = value if isinstance(value, list) else [value]
         labels = [texts.get(str(option_id), option_id) for option_id in chosen if option_id is not None]
         return labels[0] if field_type in _SINGLE_OPTION_TYPES and len(labels) == 1 else labels

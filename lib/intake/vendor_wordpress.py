@@ -41,7 +41,8 @@ def parse_cf7(
     for key, value in data.items():
         if not key.startswith("_wpcf7") and key not in _WORDPRESS_HOUSEKEEPING:
             builder.add(key, value)
-    return [builder.build(event_id=None, submitted_at=submitted_or_received(None, received_at), form_id=data.get("_wpcf7"))]
+    submitted_at = submitted_or_received(None, received_at)
+    return [builder.build(event_id=None, submitted_at=submitted_at, form_id=data.get("_wpcf7"))]
 
 
 def parse_gravityforms(
@@ -121,10 +122,11 @@ def _add_elementor_advanced(builder: SubmissionBuilder, nested: Mapping[str, obj
     for field_id, field in (fields.items() if isinstance(fields, dict) else []):
         if not isinstance(field, dict):
             continue
-        value = field.get("value")
-        if field.get("type") == "checkbox" and isinstance(value, str) and not builder.source.checkbox_options:
+        value, label = field.get("value"), field.get("title") or field_id
+        # Elementor joins checked options with ", "; listed options split more precisely in the builder.
+        if field.get("type") == "checkbox" and isinstance(value, str) and not builder.has_checkbox_options(label):
             value = [option.strip() for option in value.split(", ")]
-        builder.add(field_id, value, label=field.get("title") or field_id)
+        builder.add(field_id, value, label=label)
 
     meta = nested.get("meta")
     page = meta.get("page_url") if isinstance(meta, dict) else None

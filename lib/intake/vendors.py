@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 
 from lib.config.schema import Source
-from lib.errors import InvalidInputError
+from lib.errors import InvalidInputError, UnknownSourceError
 from lib.intake.google_forms import parse_form_delivery
 from lib.intake.types import Submission
 from lib.intake.vendor_common import is_form_pairs
@@ -39,6 +39,8 @@ _PARSERS: dict[str, ItemParser] = {
     "hubspot": parse_hubspot,
     "html": parse_html,
 }
+# Vendors that deliver over HTTP; other sources (inbound email) arrive another way.
+WEBHOOK_VENDORS = frozenset(_PARSERS)
 
 
 def parse_webhook(
@@ -59,15 +61,21 @@ def parse_webhook(
 
     Returns:
         One submission per item of a JSON array (HubSpot batches, relays that
-        send lists), else one; none for a vendor event that is not a form
-        response (a Webflow ``site_publish``). A submission may lack an email
-        or be empty (``is_empty()``); the pipeline decides what to do with it.
+        send lists), else one. A vendor event that is not a form response
+        (a Webflow ``site_publish``) gives none. A submission may lack an email
+        or be empty (``is_empty()``), and the pipeline decides what to do with it.
 
     Raises:
         InvalidInputError: the body or one of its items does not have the
             vendor's shape; the error names the field.
+        UnknownSourceError: the source's vendor does not deliver over HTTP.
     """
-    parser = _PARSERS[source.vendor]
+    parser = _PARSERS.get(source.vendor)
+    if parser is None:
+        raise UnknownSourceError(
+            f"source {source.id!r} has vendor {source.vendor!r}, which does not deliver webhooks; "
+            f"expected one of {sorted(WEBHOOK_VENDORS)}"
+        )
     items = payload if isinstance(payload, list) and not is_form_pairs(payload) else [payload]
     submissions: list[Submission] = []
     for index, item in enumerate(items):

@@ -47,7 +47,7 @@ class StaleDeal:
 
 @dataclasses.dataclass(frozen=True)
 class StaleRun:
-    """What one run found and did.
+    """Outcome of one stale-check run.
 
     Attributes:
         digests: Per recipient id, ``created`` or ``already_sent``.

@@ -166,6 +166,14 @@ def test_forms_api_maps_titles_by_question_id():
     assert submission.respondent_email_verified is True
 
 
+def test_forms_api_typed_respondent_email_not_verified():
+    form = _fixture("forms_api_form_definition.json")["response"]
+    form = {**form, "settings": {"emailCollectionType": "RESPONDER_INPUT"}}
+    submission = _parse({"source": "forms_api", "form": form, "response": _forms_api_response()})
+    assert submission.fields["email"] == "mei.lin@example.com"
+    assert submission.respondent_email_verified is False
+
+
 def test_forms_api_extra_and_files():
     form = _fixture("forms_api_form_definition.json")["response"]
     submission = _parse({"source": "forms_api", "form": form, "response": _forms_api_response()})

@@ -71,7 +71,7 @@ def test_fit_sums_matched_rules():
     assert matched == ("has-company", "large")
 
 
-def test_fit_rule_needs_a_test():
+def test_fit_rule_without_condition_rejected():
     with pytest.raises(ValueError):
         FitRule(id="empty", field="company", points=5)
 
