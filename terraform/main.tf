@@ -16,6 +16,7 @@ locals {
     gmail_push      = { entry_point = "gmail_push", public = false, pubsub_trigger = true }
     gmail_watch     = { entry_point = "gmail_watch", public = false, pubsub_trigger = false }
     stale_deals     = { entry_point = "stale_deals", public = false, pubsub_trigger = false }
+    sequence_tick   = { entry_point = "sequence_tick", public = false, pubsub_trigger = false }
     unsubscribe     = { entry_point = "unsubscribe", public = true, pubsub_trigger = false }
   }
   public_functions = toset([for name, function in local.functions : name if function.public])
@@ -29,6 +30,7 @@ locals {
     CRM_TASKS_SERVICE_ACCOUNT    = google_service_account.tasks_invoker.email
     CRM_MAIL_ADAPTER             = "gmail"
     CRM_DELEGATE_SERVICE_ACCOUNT = google_service_account.gmail_delegate.email
+    CRM_PUBLIC_BASE_URL          = local.function_base_url
     # The private functions also check the OIDC token in code, and accept
     # only these callers with the audience <CRM_FUNCTION_BASE_URL>/<name>.
     CRM_INVOKER_EMAILS = join(",", [

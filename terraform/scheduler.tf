@@ -23,6 +23,16 @@ locals {
       min_backoff_duration = "30s"
       max_backoff_duration = "600s"
     }
+    sequence-tick = {
+      function             = "sequence_tick"
+      description          = "Enrol new leads in sequences and queue the sequence steps that are due."
+      schedule             = "*/5 * * * *"
+      attempt_deadline     = "240s"
+      retry_count          = 1
+      max_retry_duration   = "200s"
+      min_backoff_duration = "10s"
+      max_backoff_duration = "60s"
+    }
     stale-deals = {
       function             = "stale_deals"
       description          = "Run the daily stale-deal check."

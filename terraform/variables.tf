@@ -30,9 +30,9 @@ variable "function_settings" {
   nullable = false
   validation {
     condition = alltrue([
-      for name in keys(var.function_settings) : contains(["intake_form", "intake_webhook", "dispatch_outbox", "followup", "gmail_push", "gmail_watch", "stale_deals", "unsubscribe"], name)
+      for name in keys(var.function_settings) : contains(["intake_form", "intake_webhook", "dispatch_outbox", "followup", "gmail_push", "gmail_watch", "stale_deals", "sequence_tick", "unsubscribe"], name)
     ])
-    error_message = "The function_settings keys must be among: intake_form, intake_webhook, dispatch_outbox, followup, gmail_push, gmail_watch, stale_deals, unsubscribe."
+    error_message = "The function_settings keys must be among: intake_form, intake_webhook, dispatch_outbox, followup, gmail_push, gmail_watch, stale_deals, sequence_tick, unsubscribe."
   }
 }
 

@@ -404,7 +404,7 @@ class Mail(_Model):
     stage_on_reply: StageOnReply | None = StageOnReply()
     full_sync_days: int = Field(default=7, ge=1, le=365)
     full_sync_max_messages: int = Field(default=200, ge=1, le=5000)
-    pubsub_topic: str = "projects/{project}/topics/gmail-push"
+    pubsub_topic: str = "projects/{project}/topics/crm-gmail-push"
     lease_seconds: int = Field(default=300, ge=30, le=3600)
 
 

@@ -160,6 +160,12 @@ def _edit(config: CrmConfig, prepared: PreparedLead, stored: dict, snapshot: Int
     ]
     if result.contact_id:
         contact_update = _contact_fields(prepared) | {"updated_at": now}
+        known = snapshot.contact if snapshot.contact_id == result.contact_id else None
+        if known is not None:
+            emails, phones = set(known.get("emails", [])), set(known.get("phones", []))
+            emails |= {prepared.email.address} if prepared.email else set()
+            phones |= {prepared.phone} if prepared.phone else set()
+            contact_update |= {"emails": sorted(emails), "phones": sorted(phones)}
         writes.append(Write(f"contacts/{result.contact_id}", contact_update, "merge"))
         for key in prepared.identity_keys:
             if snapshot.keys.get(key) is None:
@@ -185,15 +191,28 @@ def decide(config: CrmConfig, prepared: PreparedLead, snapshot: IntakeSnapshot, 
     """
     stored = _existing_event(prepared, snapshot)
     if stored is not None:
-        # Without a submit time from the vendor, a later delivery is a retry, not an edit.
-        edited = (not prepared.hash_keyed and prepared.submission.submitted_at is not None
-                  and stored.get("submitted_at") and prepared.submitted_at > stored["submitted_at"])
-        return _edit(config, prepared, stored, snapshot, now) if edited else _duplicate(stored, prepared)
+        return _edit(config, prepared, stored, snapshot, now) if _is_edit(config, prepared, stored) \
+            else _duplicate(stored, prepared)
 
     contact = snapshot.contact
     if contact and contact.get("open_lead_id"):
         return _repeat_submission(config, prepared, snapshot, now)
     return _new_lead(config, prepared, snapshot, now)
+
+
+def _is_edit(config: CrmConfig, prepared: PreparedLead, stored: dict) -> bool:
+    """Return True for an edited Google Form response: same response id, later submit time.
+
+    Only Google Forms lets a respondent edit a response under the same id. Other
+    vendors resend an event unchanged, and parsers fill a missing submit time
+    with the receive time, so a later copy from them is a retry, not an edit.
+    """
+    source = config.source(prepared.submission.source_id)
+    if source is None or source.vendor != "google_forms" or prepared.hash_keyed:
+        return False
+    if prepared.submission.submitted_at is None or not stored.get("submitted_at"):
+        return False
+    return prepared.submitted_at > stored["submitted_at"]
 
 
 def _event_write(prepared: PreparedLead, result: IntakeResult, now: dt.datetime) -> Write:
@@ -388,6 +407,7 @@ def _new_lead(config: CrmConfig, prepared: PreparedLead, snapshot: IntakeSnapsho
         "score": score.total, "fit_rules": list(score.matched_rules), "fields": _jsonable(prepared.fields),
         "extra": _jsonable(prepared.submission.extra), "utm": prepared.utm, "locale": prepared.locale,
         "region": prepared.region, "invalid_fields": list(prepared.invalid_fields), "deal_id": deal_id,
+        "phone": prepared.phone, "email": prepared.email.address if prepared.email else None,
         "submitted_at": prepared.submitted_at, "created_at": now, "updated_at": now, "submissions": 1,
         "first_contact_due_at": task_due,
     }

@@ -604,3 +604,25 @@ def test_store_returns_copies(store):
     store.get("leads/ld-1")["fields"]["email"] = "changed"
 
     assert store.get("leads/ld-1")["fields"]["email"] == "a@example.com"
+
+
+def test_webhook_redelivery_later_time_is_duplicate(service, store, clock):
+    first = service.handle(submission(CHINESE_LEAD, event_id="wf-1", source_id="webflow"))
+    clock.advance(dt.timedelta(minutes=30))
+    later = FRIDAY_EVENING + dt.timedelta(minutes=30)
+
+    again = service.handle(submission(CHINESE_LEAD | {"phone": "02-2345-6789"}, event_id="wf-1",
+                                      submitted_at=later, source_id="webflow"))
+
+    assert again.status == "duplicate"
+    assert again.lead_id == first.lead_id
+    assert store.get(f"leads/{first.lead_id}")["fields"] == CHINESE_LEAD
+
+
+def test_edited_phone_added_to_contact(service, store, clock):
+    first = service.handle(submission(CHINESE_LEAD, event_id="resp-1", source_id="google_forms"))
+
+    edit(service, clock, CHINESE_LEAD | {"phone": "02-2345-6789"}, minutes=30)
+
+    phones = store.get(f"contacts/{first.contact_id}")["phones"]
+    assert phones == ["+886223456789", "+886912345678"]

@@ -39,7 +39,7 @@ def test_watch_stores_expiration_and_missing_cursor():
     assert result.ok
     assert doc["history_id"] == 5000
     assert doc["watch_expiration"] == NOW + dt.timedelta(days=7)
-    assert watcher.topics == ["projects/crm-demo/topics/gmail-push"]
+    assert watcher.topics == ["projects/crm-demo/topics/crm-gmail-push"]
 
 
 def test_watch_never_moves_stored_cursor():

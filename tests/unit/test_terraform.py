@@ -26,6 +26,7 @@ EXPECTED_FUNCTIONS = {
     "gmail_push",
     "gmail_watch",
     "stale_deals",
+    "sequence_tick",
     "unsubscribe",
 }
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
@@ -295,6 +296,7 @@ def test_scheduler_jobs_use_oidc(terraform):
     assert schedules == {
         "dispatch-outbox": "* * * * *",
         "gmail-watch": "0 6 * * *",
+        "sequence-tick": "*/5 * * * *",
         "stale-deals": "30 8 * * *",
     }
 
