@@ -19,10 +19,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from lib.domain.routing import MemberLoad
 from lib.errors import TransientError
 from lib.services.dispatch import OutboxStore
-from lib.services.intake import IntakeStore
+from lib.services.intake import IntakeStore, load_snapshot
 from lib.services.intake_decide import IntakeDecision, IntakeResult, IntakeSnapshot
 from lib.services.intake_prepare import PreparedLead
 from lib.services.writes import Increment, Write
@@ -105,12 +104,6 @@ def run_with_backoff(client: firestore.Client, body: Callable[[firestore.Transac
     raise TransientError(f"Firestore transaction for {what} failed after {MAX_TRANSACTION_ATTEMPTS} attempts: {error}")
 
 
-def _load(doc: dict | None) -> MemberLoad:
-    if not doc:
-        return MemberLoad()
-    return MemberLoad(int(doc.get("open_leads", 0)), int(doc.get("assigned_total", 0)), doc.get("last_assigned_at"))
-
-
 class FirestoreIntakeStore(IntakeStore):
     def __init__(self, client: firestore.Client):
         self._client = client
@@ -122,43 +115,6 @@ class FirestoreIntakeStore(IntakeStore):
             found[snapshot.reference.path] = snapshot.to_dict() if snapshot.exists else None
         return found
 
-    def _snapshot(self, transaction: firestore.Transaction, prepared: PreparedLead) -> IntakeSnapshot:
-        # 1. One batched read of everything a new lead needs.
-        paths = [f"events/{doc_id}" for doc_id in prepared.event_doc_ids]
-        paths += [f"contact_keys/{key}" for key in prepared.identity_keys]
-        paths.append(f"contacts/{prepared.contact_id}")
-        paths += [f"member_state/{member_id}" for member_id in prepared.candidate_ids]
-        if prepared.company_id:
-            paths.append(f"companies/{prepared.company_id}")
-        docs = self._read(transaction, paths)
-
-        # 2. The contact the identity keys point to: email first, then phone.
-        contact_id = None
-        for key in prepared.identity_keys:
-            key_doc = docs.get(f"contact_keys/{key}")
-            if key_doc:
-                contact_id = key_doc["contact_id"]
-                break
-        extra = []
-        if contact_id and f"contacts/{contact_id}" not in docs:
-            extra.append(f"contacts/{contact_id}")
-        contact = docs.get(f"contacts/{contact_id}") if contact_id else None
-        if extra:
-            contact = self._read(transaction, extra)[extra[0]]
-        deal = None
-        if contact and contact.get("open_deal_id"):
-            deal = self._read(transaction, [f"deals/{contact['open_deal_id']}"]).popitem()[1]
-
-        return IntakeSnapshot(
-            events={doc_id: docs[f"events/{doc_id}"] for doc_id in prepared.event_doc_ids},
-            keys={key: docs[f"contact_keys/{key}"] for key in prepared.identity_keys},
-            contact_id=contact_id,
-            contact=contact,
-            loads={m: _load(docs[f"member_state/{m}"]) for m in prepared.candidate_ids},
-            company=docs.get(f"companies/{prepared.company_id}") if prepared.company_id else None,
-            deal=deal,
-        )
-
     def commit_intake(self, prepared: PreparedLead,
                       decide_writes: Callable[[IntakeSnapshot], IntakeDecision]) -> IntakeResult:
         """Run the intake transaction; see ``IntakeStore.commit_intake``.
@@ -168,7 +124,7 @@ class FirestoreIntakeStore(IntakeStore):
         """
         @firestore.transactional
         def run(transaction: firestore.Transaction) -> IntakeResult:
-            decision = decide_writes(self._snapshot(transaction, prepared))
+            decision = decide_writes(load_snapshot(lambda paths: self._read(transaction, paths), prepared))
             for write in decision.writes:
                 apply_write(transaction, self._client, write)
             return decision.result

@@ -16,11 +16,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from lib.domain.routing import MemberLoad
 from lib.errors import CrmError, PermanentDeliveryError, TransientError
 from lib.ports import MailSender, OutboundEmail
 from lib.services.dispatch import OutboxStore
-from lib.services.intake import IntakeStore
+from lib.services.intake import IntakeStore, load_snapshot
 from lib.services.intake_decide import IntakeDecision, IntakeResult, IntakeSnapshot
 from lib.services.intake_prepare import PreparedLead
 from lib.services.writes import Increment, Write
@@ -91,12 +90,6 @@ def _set_field_path(document: dict[str, Any], field_path: str, value: Any) -> No
         node[leaf] = _stored(value)
 
 
-def _load(doc: dict | None) -> MemberLoad:
-    if not doc:
-        return MemberLoad()
-    return MemberLoad(int(doc.get("open_leads", 0)), int(doc.get("assigned_total", 0)), doc.get("last_assigned_at"))
-
-
 def _before_or_at(moment: object, now: dt.datetime) -> bool:
     # A Firestore range filter on a timestamp skips documents whose field is missing or not a timestamp.
     return isinstance(moment, dt.datetime) and moment <= now
@@ -165,44 +158,6 @@ class MemoryStore(IntakeStore, OutboxStore):
     def _read(self, paths: Iterable[str]) -> dict[str, dict | None]:
         return {path: copy.deepcopy(self._docs.get(path)) for path in dict.fromkeys(paths)}
 
-    def _snapshot(self, prepared: PreparedLead) -> IntakeSnapshot:
-        # 1. One batched read of everything a new lead needs, as FirestoreIntakeStore reads it.
-        paths = [f"events/{doc_id}" for doc_id in prepared.event_doc_ids]
-        paths += [f"contact_keys/{key}" for key in prepared.identity_keys]
-        paths.append(f"contacts/{prepared.contact_id}")
-        paths += [f"member_state/{member_id}" for member_id in prepared.candidate_ids]
-        if prepared.company_id:
-            paths.append(f"companies/{prepared.company_id}")
-        docs = self._read(paths)
-
-        # 2. The contact the identity keys point to: email first, then phone.
-        contact_id = None
-        for key in prepared.identity_keys:
-            key_doc = docs.get(f"contact_keys/{key}")
-            if key_doc:
-                contact_id = key_doc["contact_id"]
-                break
-        contact = None
-        if contact_id:
-            contact_path = f"contacts/{contact_id}"
-            contact = docs[contact_path] if contact_path in docs else self._read([contact_path])[contact_path]
-
-        # 3. The contact's open deal, if it has one.
-        deal = None
-        if contact and contact.get("open_deal_id"):
-            deal_path = f"deals/{contact['open_deal_id']}"
-            deal = self._read([deal_path])[deal_path]
-
-        return IntakeSnapshot(
-            events={doc_id: docs[f"events/{doc_id}"] for doc_id in prepared.event_doc_ids},
-            keys={key: docs[f"contact_keys/{key}"] for key in prepared.identity_keys},
-            contact_id=contact_id,
-            contact=contact,
-            loads={m: _load(docs[f"member_state/{m}"]) for m in prepared.candidate_ids},
-            company=docs.get(f"companies/{prepared.company_id}") if prepared.company_id else None,
-            deal=deal,
-        )
-
     def commit_intake(self, prepared: PreparedLead,
                       decide_writes: Callable[[IntakeSnapshot], IntakeDecision]) -> IntakeResult:
         """Read, decide and apply the writes under the lock, as ``IntakeStore.commit_intake`` describes.
@@ -211,7 +166,7 @@ class MemoryStore(IntakeStore, OutboxStore):
             ConflictError: a ``create`` write names an existing document. No write is applied then.
         """
         with self._lock:
-            decision = decide_writes(self._snapshot(prepared))
+            decision = decide_writes(load_snapshot(self._read, prepared))
             self._apply(decision.writes)
             return decision.result
 

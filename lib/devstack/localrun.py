@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import json
 import logging
-import os
 import secrets
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path

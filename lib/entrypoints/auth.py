@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import flask
 
 from lib.adapters.oidc import LOCAL_ISSUER, OidcVerifier
-from lib.errors import ConfigError
+from lib.errors import ConfigError, CrmError
+from lib.web import bind_request_context, error_response, json_response, method_not_allowed
+
+logger = logging.getLogger(__name__)
 
 
 def audience(function_name: str) -> str:
@@ -48,3 +54,22 @@ def verify_caller(request: flask.Request, function_name: str) -> dict:
     verifier = _verifier(function_name, os.environ.get("CRM_INVOKER_EMAILS", ""),
                          os.environ.get("CRM_OIDC_CERTS_FILE") or None)
     return verifier.verify(request.headers.get("Authorization"))
+
+
+def serve_private(request: flask.Request, project: str, function_name: str,
+                  run: Callable[[], dict[str, Any]]) -> flask.Response:
+    """Serve a scheduled function: POST only, a verified caller, then ``run`` and its JSON.
+
+    A domain error from the token check or from ``run`` is logged and mapped to its
+    status code (401 for a bad token, 503 for a failure a retry can fix).
+    """
+    bind_request_context(request, project)
+    if request.method != "POST":
+        return method_not_allowed(request.method)
+    try:
+        verify_caller(request, function_name)
+        body = run()
+    except CrmError as exc:
+        logger.warning("%s request failed", function_name, extra={"error": str(exc)})
+        return error_response(exc)
+    return json_response(200, body)

@@ -17,7 +17,7 @@ from typing import Any
 import flask
 
 from lib.bootstrap import App
-from lib.entrypoints.auth import verify_caller
+from lib.entrypoints.auth import serve_private, verify_caller
 from lib.errors import CrmError, InvalidInputError
 from lib.services.followup import parse_check
 from lib.web import bind_request_context, error_response, json_response, method_not_allowed, read_body
@@ -169,13 +169,4 @@ def handle_unsubscribe(request: flask.Request, app: App) -> flask.Response:
 
 def handle_sequence_tick(request: flask.Request, app: App) -> flask.Response:
     """Serve ``POST /sequence_tick``: enrol new leads and send due sequence steps (Cloud Scheduler, every 5 minutes)."""
-    bind_request_context(request, app.project)
-    if request.method != "POST":
-        return method_not_allowed(request.method)
-    try:
-        verify_caller(request, "sequence_tick")
-        outcomes = app.sequences.tick()
-    except CrmError as exc:
-        logger.warning("sequence tick failed", extra={"error": str(exc)})
-        return error_response(exc)
-    return json_response(200, {"outcomes": dict(outcomes)})
+    return serve_private(request, app.project, "sequence_tick", lambda: {"outcomes": dict(app.sequences.tick())})

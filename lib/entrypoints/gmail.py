@@ -20,7 +20,7 @@ from typing import Any
 import flask
 
 from lib.bootstrap import App
-from lib.entrypoints.auth import verify_caller
+from lib.entrypoints.auth import serve_private
 from lib.errors import CrmError, TransientError
 from lib.logs import mask_email
 from lib.web import bind_request_context, error_response, json_response, method_not_allowed
@@ -139,14 +139,8 @@ def handle_push_http(request: flask.Request, app: App) -> flask.Response:
 
 def handle_watch(request: flask.Request, app: App) -> flask.Response:
     """Serve ``POST /gmail_watch``: renew Gmail push for every connected mailbox (Cloud Scheduler, daily)."""
-    bind_request_context(request, app.project)
-    if request.method != "POST":
-        return method_not_allowed(request.method)
-    try:
-        verify_caller(request, "gmail_watch")
+    def renew() -> dict:
         results = app.watch_renewer.renew_all()
-    except CrmError as exc:
-        logger.warning("gmail watch request failed", extra={"error": str(exc)})
-        return error_response(exc)
-    body = {"mailboxes": [result.as_dict() for result in results], "ok": all(result.ok for result in results)}
-    return json_response(200, body)
+        return {"mailboxes": [result.as_dict() for result in results], "ok": all(result.ok for result in results)}
+
+    return serve_private(request, app.project, "gmail_watch", renew)

@@ -8,12 +8,62 @@ from collections.abc import Callable
 
 from lib.config.schema import CrmConfig
 from lib.domain.clock import Clock
+from lib.domain.routing import MemberLoad
 from lib.intake.types import Submission
 from lib.logs import mask_email
 from lib.services.intake_decide import IntakeDecision, IntakeResult, IntakeSnapshot, decide
 from lib.services.intake_prepare import PreparedLead, prepare
 
 logger = logging.getLogger(__name__)
+
+
+Reader = Callable[[list[str]], dict[str, dict | None]]
+
+
+def _load(doc: dict | None) -> MemberLoad:
+    if not doc:
+        return MemberLoad()
+    return MemberLoad(int(doc.get("open_leads", 0)), int(doc.get("assigned_total", 0)), doc.get("last_assigned_at"))
+
+
+def load_snapshot(read: Reader, prepared: PreparedLead) -> IntakeSnapshot:
+    """Read what the intake decision needs through ``read`` (path list → documents).
+
+    A new lead needs one call of ``read``. Only a contact found through another
+    identity key than its own, or a contact with an open deal, costs another call.
+    """
+    # 1. One batched read of everything a new lead needs.
+    paths = [f"events/{doc_id}" for doc_id in prepared.event_doc_ids]
+    paths += [f"contact_keys/{key}" for key in prepared.identity_keys]
+    paths.append(f"contacts/{prepared.contact_id}")
+    paths += [f"member_state/{member_id}" for member_id in prepared.candidate_ids]
+    if prepared.company_id:
+        paths.append(f"companies/{prepared.company_id}")
+    docs = read(list(dict.fromkeys(paths)))
+
+    # 2. The contact the identity keys point to: email first, then phone.
+    contact_id = next((docs[f"contact_keys/{key}"]["contact_id"] for key in prepared.identity_keys
+                       if docs.get(f"contact_keys/{key}")), None)
+    contact = None
+    if contact_id:
+        contact_path = f"contacts/{contact_id}"
+        contact = docs[contact_path] if contact_path in docs else read([contact_path])[contact_path]
+
+    # 3. The contact's open deal, if it has one.
+    deal = None
+    if contact and contact.get("open_deal_id"):
+        deal_path = f"deals/{contact['open_deal_id']}"
+        deal = read([deal_path])[deal_path]
+
+    return IntakeSnapshot(
+        events={doc_id: docs[f"events/{doc_id}"] for doc_id in prepared.event_doc_ids},
+        keys={key: docs[f"contact_keys/{key}"] for key in prepared.identity_keys},
+        contact_id=contact_id,
+        contact=contact,
+        loads={member_id: _load(docs[f"member_state/{member_id}"]) for member_id in prepared.candidate_ids},
+        company=docs.get(f"companies/{prepared.company_id}") if prepared.company_id else None,
+        deal=deal,
+    )
 
 
 class IntakeStore(abc.ABC):

@@ -242,7 +242,7 @@ def test_opt_out_ends_enrolments_and_blocks_new(docs, clock):
 
 
 def test_tick_enrols_new_leads_then_sends(docs, clock):
-    lead = make_lead(docs, clock)
+    make_lead(docs, clock)
     first = service(docs, clock).tick()
     clock.set(FRIDAY)
     second = service(docs, clock).tick()
