@@ -18,9 +18,17 @@ def digest(*parts: str, length: int = 20) -> str:
 
 
 def slug(text: str) -> str:
-    """Return a lowercase ASCII slug, or a hash for text with no ASCII letters or digits."""
-    folded = _SLUG_STRIP.sub("-", text.casefold()).strip("-")
-    return folded[:60] if folded else digest(text.casefold(), length=16)
+    """Return an id-safe slug of ``a-z``, ``0-9`` and ``-``.
+
+    Text with non-ASCII letters, or with no letter or digit at all, gets the first
+    16 hex digits of the SHA-256 of its casefolded form instead, so two Chinese
+    company names never share a slug made of their ASCII parts.
+    """
+    folded = text.casefold()
+    slugged = _SLUG_STRIP.sub("-", folded).strip("-")
+    if not folded.isascii() or not slugged:
+        return hashlib.sha256(folded.encode("utf-8")).hexdigest()[:16]
+    return slugged
 
 
 def company_id(domain: str | None, name: str | None) -> str | None:

@@ -17,12 +17,12 @@ import csv
 import dataclasses
 import datetime as dt
 import difflib
-import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from lib.domain.ids import slug
 from lib.errors import ConfigError, CrmError
 
 if TYPE_CHECKING:
@@ -308,19 +308,6 @@ def name_key(name: str) -> str:
 
 def _compact_key(name: str) -> str:
     return re.sub(r"[\W_]+", "", name.casefold())
-
-
-def slug(name: str) -> str:
-    """Return an id-safe slug: ``a-z``, ``0-9`` and ``-``.
-
-    A name with non-ASCII letters (or none at all) gets the first 16 hex digits
-    of the SHA-256 of its casefolded form instead.
-    """
-    folded = name.casefold()
-    text = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")
-    if not folded.isascii() or not text:
-        return hashlib.sha256(folded.encode("utf-8")).hexdigest()[:16]
-    return text
 
 
 def company_id(name: str) -> str:

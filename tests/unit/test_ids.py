@@ -39,3 +39,13 @@ def test_key_doc_id_escapes_slash():
 
 def test_key_doc_id_of_phone():
     assert key_doc_id("phone", "+886912345678") == "phone:+886912345678"
+
+
+def test_slug_of_mixed_script_is_hash():
+    assert slug("台灣ABC公司") == digest("台灣abc公司", length=16)
+
+
+def test_company_id_matches_importer_for_names():
+    from lib.importer.parse import company_id as imported_company_id
+
+    assert company_id(None, "Example Trading Co.") == imported_company_id("Example Trading Co.")
