@@ -5,11 +5,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 DEFAULT_OUT = Path("out")
+DISPATCH_INTERVAL_SECONDS = 5
+
+
+def _stop_on_sigterm() -> None:
+    # SIGTERM (kill, a CI runner) unwinds the stack like Ctrl-C, so every emulator
+    # and server started by this command is stopped.
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -56,13 +67,23 @@ def _serve(args: argparse.Namespace) -> int:
     from lib.devstack import localrun
 
     with localrun.local_stack(Path(args.out), args.config) as local:
+        os.environ.update(local.env)
+        from lib import bootstrap
+
+        bootstrap.app.cache_clear()
+        app = bootstrap.app()
         secrets_file = Path(args.out) / "source-secrets.env"
         secrets_file.write_text("".join(f"CRM_SECRET_{k.upper()}={v.decode()}\n" for k, v in local.secrets.items()))
         print(f"Source secrets for signing test requests: {secrets_file}")
+        print(f"Outbox emails are written to {Path(local.env['CRM_OUTBOX_DIR']).resolve()}")
         print(f"Serving on {local.url}", flush=True)
         try:
+            # Stand in for the Cloud Scheduler job that calls dispatch_outbox every minute.
             while True:
-                time.sleep(3600)
+                outcomes = app.dispatcher.run_once()
+                if outcomes.get("sent") or outcomes.get("failed"):
+                    print(f"dispatched: {dict((k, v) for k, v in outcomes.items() if ':' not in k)}", flush=True)
+                time.sleep(DISPATCH_INTERVAL_SECONDS)
         except KeyboardInterrupt:
             print("Stopping ...")
     return 0
@@ -97,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    _stop_on_sigterm()
     return args.handler(args)
 
 

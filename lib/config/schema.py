@@ -330,7 +330,7 @@ class Source(_Model):
 
     id: str
     vendor: Vendor
-    name: str | None = None
+    name: str | LocalizedText | None = None
     signature: Signature
     field_map: dict[str, str] = {}
     checkbox_options: dict[str, tuple[str, ...]] = Field(
@@ -341,6 +341,12 @@ class Source(_Model):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
 
     _id = field_validator("id")(_check_id)
+
+    def display_name(self, locale: str) -> str:
+        """Return the source's name as a lead or rep reads it, in ``locale``."""
+        if isinstance(self.name, LocalizedText):
+            return self.name.get(locale)
+        return self.name or self.id
 
     @property
     def secret_env(self) -> str:
@@ -359,6 +365,14 @@ DEFAULT_NO_REPLY_PATTERNS = (
 )
 
 
+# Free webmail domains. A Reply-To on one of these while From is on another
+# domain is SpamAssassin's FREEMAIL_FORGED_REPLYTO signal.
+DEFAULT_FREEMAIL_DOMAINS = (
+    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com", "aol.com",
+    "icloud.com", "qq.com", "163.com", "126.com", "sina.com", "yeah.net",
+)
+
+
 class MailCapture(_Model):
     """When an unknown sender's personal message becomes a lead.
 
@@ -367,11 +381,21 @@ class MailCapture(_Model):
         ignore_internal: Skip senders in ``organization.internal_domains``.
         ignore_senders: Address prefixes (``noreply@``) or whole addresses of
             relays and automated senders, compared case-insensitively.
+        mailbox_aliases: Other addresses that deliver to the connected
+            mailboxes, such as a ``sales@`` group. A message counts as
+            addressed to the mailbox when its To or Cc contains the mailbox
+            or one of these.
+        max_age_days: Messages older than this many days are logged but never
+            become leads; None disables the limit.
+        freemail_domains: Free webmail domains for the Reply-To spam signal.
     """
 
     enabled: bool = True
     ignore_internal: bool = True
     ignore_senders: tuple[str, ...] = DEFAULT_NO_REPLY_PATTERNS
+    mailbox_aliases: tuple[str, ...] = ()
+    max_age_days: int | None = Field(default=30, ge=1)
+    freemail_domains: tuple[str, ...] = DEFAULT_FREEMAIL_DOMAINS
 
 
 class StageOnReply(_Model):

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import secrets
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,9 @@ def _local_oidc(out_dir: Path) -> tuple[object, Path, Path]:
 def local_stack(out_dir: Path, config_path: str | None = None, pubsub: bool = False) -> Iterator[LocalStack]:
     """Start Firestore, Cloud Tasks (and Pub/Sub) emulators and the functions on one port."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    # The file mail adapter treats an existing file as already sent, so a new run
+    # starts from an empty outbox folder.
+    shutil.rmtree(out_dir / "outbox", ignore_errors=True)
     source_secrets = _source_secrets(config_path)
     signer, certs_path, key_path = _local_oidc(out_dir)
     with Stack(PROJECT, pubsub=pubsub, location=LOCATION, queues=QUEUES, log_dir=out_dir / "logs") as stack:

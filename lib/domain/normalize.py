@@ -282,7 +282,8 @@ def normalize_phone(raw: str | int, default_region: str = "TW") -> str | None:
 
     Returns:
         The E.164 string such as "+886912345678", or None when no reading is a
-        possible number. A valid reading is preferred over one that is only possible.
+        valid number in the phonenumbers metadata. A number of a plausible length
+        that matches no number range, such as the 11-digit "09123456789", is invalid.
     """
     if isinstance(raw, bool):
         return None
@@ -300,10 +301,9 @@ def normalize_phone(raw: str | int, default_region: str = "TW") -> str | None:
         readings.append(_parse_phone("+" + text, default_region))
     parsed = [number for number in readings if number is not None]
 
-    for check in (phonenumbers.is_valid_number, phonenumbers.is_possible_number):
-        for number in parsed:
-            if check(number):
-                return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    for number in parsed:
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
 
 

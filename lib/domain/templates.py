@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 from lib.config.schema import EmailTemplate
 
-MISSING_VALUE = {"zh-TW": "（未提供）", "en": "(not given)"}
+# Templates often put a value in brackets already, so the placeholder has none.
+MISSING_VALUE = {"zh-TW": "未提供", "en": "not given"}
 
 
 class _Values(dict):

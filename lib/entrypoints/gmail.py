@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import flask
+import google.auth.exceptions
 
 from lib.bootstrap import App
 from lib.entrypoints.auth import serve_private
@@ -92,7 +93,7 @@ def process_envelope(envelope: Any, app: App) -> dict[str, Any]:
         report = app.mail_sync.handle_notification(notification.email_address, notification.history_id)
     except TransientError:
         raise
-    except CrmError as exc:
+    except (CrmError, google.auth.exceptions.GoogleAuthError) as exc:
         # NOTE: a rejection such as missing delegation needs an admin; the
         # cursor stays, so the next notification after the fix resumes from it.
         logger.error("gmail sync failed and will not be retried", extra={

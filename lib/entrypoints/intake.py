@@ -14,10 +14,11 @@ import flask
 
 from lib.bootstrap import App
 from lib.config.schema import Source
-from lib.errors import CrmError, InvalidInputError, SignatureError, UnknownSourceError
+from lib.errors import CrmError, InvalidInputError, UnknownSourceError
 from lib.intake.body import decode_body
 from lib.intake.google_forms import parse_form_delivery
 from lib.intake.signatures import verify_signature
+from lib.intake.types import Submission
 from lib.intake.vendors import parse_webhook
 from lib.services.intake_decide import IntakeResult
 from lib.web import bind_request_context, error_response, json_response, method_not_allowed, read_body
@@ -26,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded", "multipart/form-data"})
 FORM_TYPES = frozenset({"application/json"})
+# A signed vendor may batch deliveries; a browser form posts one, and its source
+# cannot authenticate, so a batch there could make reps' mailboxes send mass mail.
+MAX_SIGNED_BATCH = 100
+MAX_UNSIGNED_BATCH = 1
+MAX_FIELDS = 200
+MAX_FIELD_NAME_CHARS = 200
+MAX_VALUE_CHARS = 20_000
 NOT_WEBHOOK_VENDORS = frozenset({"google_forms", "email"})
 
 
@@ -55,14 +63,55 @@ def _answer(results: list[IntakeResult]) -> flask.Response:
     return json_response(200, body)
 
 
+def _log_detail(exc: CrmError) -> str:
+    # The value found may contain an address or other personal data, so the log
+    # line names only the field and what was expected.
+    if isinstance(exc, InvalidInputError):
+        return f"invalid {exc.field}: expected {exc.expected}"
+    return str(exc)
+
+
 def _reject(exc: CrmError, source_id: str | None, request: flask.Request) -> flask.Response:
     response = error_response(exc)
     logger.warning("intake request rejected", extra={
         "source_id": source_id, "status": response.status_code, "reason": type(exc).__name__,
-        "detail": str(exc) if not isinstance(exc, SignatureError) else "signature check failed",
-        "signature_problem": str(exc) if isinstance(exc, SignatureError) else None,
-        "content_type": request.content_type})
+        "detail": _log_detail(exc), "content_type": request.mimetype})
     return response
+
+
+def _check_value(field: str, value: object) -> None:
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        text = str(item)
+        if len(text) > MAX_VALUE_CHARS:
+            raise InvalidInputError(field, f"at most {MAX_VALUE_CHARS} characters", text[:40])
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(field, "valid Unicode text (no lone surrogates)", None) from exc
+
+
+def validate_submissions(source: Source, submissions: list[Submission]) -> None:
+    """Check every submission of a request before any is processed, so a bad item writes nothing.
+
+    Raises:
+        InvalidInputError: too many submissions for the source, too many answers,
+            an answer name or value that is too long, or text that is not valid Unicode.
+    """
+    limit = MAX_UNSIGNED_BATCH if source.signature.scheme == "none" else MAX_SIGNED_BATCH
+    if len(submissions) > limit:
+        raise InvalidInputError("body", f"at most {limit} submission(s) per request for source {source.id!r}",
+                                f"{len(submissions)} submissions")
+    for index, submission in enumerate(submissions):
+        answers = {**submission.extra, **submission.fields}
+        if len(answers) > MAX_FIELDS:
+            raise InvalidInputError(f"body[{index}]", f"at most {MAX_FIELDS} answers", f"{len(answers)} answers")
+        for name, value in answers.items():
+            if len(name) > MAX_FIELD_NAME_CHARS:
+                raise InvalidInputError(f"body[{index}]", f"answer names of at most {MAX_FIELD_NAME_CHARS} characters",
+                                        name[:40])
+            _check_value(f"body[{index}].{name[:40]}", value)
+            _check_value(f"body[{index}]", name)
 
 
 def handle_webhook(request: flask.Request, app: App) -> flask.Response:
@@ -84,6 +133,7 @@ def handle_webhook(request: flask.Request, app: App) -> flask.Response:
         _verify(source, request, raw, now)
         payload = decode_body(request.content_type, raw, allowed=ACCEPTED_TYPES)
         submissions = parse_webhook(source, app.config.intake.field_synonyms, payload, received_at=now)
+        validate_submissions(source, submissions)
         results = [app.intake.handle(submission) for submission in submissions]
     except CrmError as exc:
         return _reject(exc, source_id, request)
@@ -114,6 +164,7 @@ def handle_form(request: flask.Request, app: App) -> flask.Response:
         _verify(source, request, raw, now)
         payload = decode_body(request.content_type, raw, allowed=FORM_TYPES)
         submission = parse_form_delivery(source, app.config.intake.field_synonyms, payload, received_at=now)
+        validate_submissions(source, [submission])
         result = app.intake.handle(submission)
     except CrmError as exc:
         return _reject(exc, source_id, request)

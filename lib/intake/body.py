@@ -91,6 +91,8 @@ def _decode_json(raw_body: bytes, charset: str) -> object:
         return json.loads(text)
     except (UnicodeDecodeError, LookupError, ValueError) as exc:
         raise InvalidInputError("body", "valid JSON", _excerpt(raw_body)) from exc
+    except RecursionError as exc:
+        raise InvalidInputError("body", "JSON nested less deeply", _excerpt(raw_body)) from exc
 
 
 def _sniff_json(raw_body: bytes, content_type: str | None, allowed: frozenset[str]) -> object:

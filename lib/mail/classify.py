@@ -5,7 +5,8 @@ Rules run in a fixed order and the first match wins:
 1. ``draft``: Gmail label DRAFT.
 2. ``personal``: the mailbox owner's own mail labelled SENT (the caller decides
    the direction).
-3. ``spam``: label SPAM, ``X-Spam-Flag: YES`` or ``X-Spam-Status: Yes``.
+3. ``spam``: label SPAM, ``X-Spam-Flag: YES``, ``X-Spam-Status: Yes`` or a
+   qmail-scanner SpamAssassin verdict ``SA:1(score/required)`` in a Received header.
 4. ``complaint``: an ARF feedback report (RFC 5965) or an Amazon SES complaint.
 5. ``bounce``: a delivery status notification (RFC 3464) or a known
    non-standard bounce. Bounces often carry ``Auto-Submitted``, so this rule
@@ -37,6 +38,9 @@ _STATUS_CODE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_REPLY = re.compile(r"(?<![\d.])([245])\d\d(?=[ -])")
 _EMAIL = re.compile(r"[\w.+'=/-]+@[\w-]+(?:\.[\w-]+)+")
 _MESSAGE_ID_LINE = re.compile(r"^message-id:\s*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
+
+# qmail-scanner writes SpamAssassin's verdict into its Received header: SA:1 is spam, SA:0 is not.
+_QMAIL_SCANNER_SPAM = re.compile(r"\bSA:1\((-?[\d.]+)/(-?[\d.]+)\)")
 
 _SYSTEM_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)\b", re.IGNORECASE)
 _SYSTEM_NAMES = re.compile(r"mail delivery (subsystem|system)|mailer.daemon|postmaster", re.IGNORECASE)
@@ -192,6 +196,10 @@ def _spam(msg: ParsedMessage) -> Classification | None:
         return Classification("spam", "header X-Spam-Flag: YES")
     if _header_value(msg, "x-spam-status").startswith("yes"):
         return Classification("spam", "header X-Spam-Status: Yes")
+    for received in msg.header_all("Received"):
+        verdict = _QMAIL_SCANNER_SPAM.search(received)
+        if verdict:
+            return Classification("spam", f"qmail-scanner SpamAssassin score {verdict.group(1)}/{verdict.group(2)}")
     return None
 
 

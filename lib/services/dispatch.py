@@ -20,7 +20,7 @@ from typing import Any
 
 from lib.adapters.cloud_tasks import task_name
 from lib.domain.clock import Clock
-from lib.errors import PermanentDeliveryError, TransientError
+from lib.errors import InvalidInputError, PermanentDeliveryError, TransientError
 from lib.ports import ChatNotifier, MailSender, OutboundEmail, ScheduledTask, TaskScheduler
 
 logger = logging.getLogger(__name__)
@@ -93,8 +93,15 @@ class Dispatcher:
             self._store.finish(outbox_id, {"status": "pending", "not_before": retry_at, "last_error": str(exc),
                                            "lease_until": None})
             return "retrying"
-        except PermanentDeliveryError as exc:
+        except (PermanentDeliveryError, InvalidInputError) as exc:
             return self._fail(outbox_id, record, str(exc), now)
+        except Exception as exc:  # noqa: BLE001 - one broken record must not stop the records behind it.
+            logger.exception("outbox delivery raised an unexpected error", extra={"outbox_id": outbox_id})
+            if attempts >= MAX_ATTEMPTS:
+                return self._fail(outbox_id, record, f"gave up after {attempts} attempts: {exc!r}", now)
+            self._store.finish(outbox_id, {"status": "pending", "not_before": now + backoff(attempts),
+                                           "last_error": repr(exc), "lease_until": None})
+            return "retrying"
 
         self._store.finish(outbox_id, {"status": "sent", "sent_at": now, "provider_id": provider_id,
                                        "lease_until": None, "last_error": None})

@@ -42,12 +42,16 @@ def load_snapshot(read: Reader, prepared: PreparedLead) -> IntakeSnapshot:
     docs = read(list(dict.fromkeys(paths)))
 
     # 2. The contact the identity keys point to: email first, then phone.
-    contact_id = next((docs[f"contact_keys/{key}"]["contact_id"] for key in prepared.identity_keys
-                       if docs.get(f"contact_keys/{key}")), None)
+    matched_key = next((key for key in prepared.identity_keys if docs.get(f"contact_keys/{key}")), None)
+    contact_id = docs[f"contact_keys/{matched_key}"]["contact_id"] if matched_key else None
     contact = None
     if contact_id:
         contact_path = f"contacts/{contact_id}"
         contact = docs[contact_path] if contact_path in docs else read([contact_path])[contact_path]
+    if contact and prepared.email and matched_key.startswith("phone:") and contact.get("emails"):
+        # An office line is shared by colleagues: a phone alone never merges two
+        # people who gave different email addresses.
+        contact_id, contact = None, None
 
     # 3. The contact's open deal, if it has one.
     deal = None

@@ -116,14 +116,18 @@ def _score(config: CrmConfig, prepared: PreparedLead, engagement: list[dict], no
     )
 
 
-def _lead_values(config: CrmConfig, prepared: PreparedLead, owner: Member, score: float) -> dict[str, Any]:
+def _lead_values(config: CrmConfig, prepared: PreparedLead, owner: Member, score: float,
+                 locale: str) -> dict[str, Any]:
     source = config.source(prepared.submission.source_id)
-    first_name = (prepared.name.given or prepared.name.full) if prepared.name else None
+    # A Chinese name is addressed in full; a given name alone reads wrongly.
+    first_name = None
+    if prepared.name:
+        first_name = prepared.name.full if prepared.name.script == "han" else (prepared.name.given or prepared.name.full)
     return {
         "name": prepared.name.full if prepared.name else None,
         "first_name": first_name,
         "company": prepared.company_name,
-        "source_name": (source.name if source and source.name else prepared.submission.source_id),
+        "source_name": source.display_name(locale) if source else prepared.submission.source_id,
         "rep_name": owner.name,
         "organization": config.organization.name,
         "score": f"{score:g}",
@@ -244,7 +248,9 @@ def _activity(prepared: PreparedLead, contact_id: str, lead_id: str, deal_id: st
 def _contact_write(prepared: PreparedLead, contact_id: str, contact: dict | None, owner_id: str | None,
                    lead_id: str, deal_id: str | None, score: scoring.ScoreResult, engagement: list[dict],
                    now: dt.datetime) -> Write:
-    data: dict[str, Any] = _contact_fields(prepared) | {
+    # A new submission fills what the contact lacks; it never renames a known person.
+    known = {key: value for key, value in _contact_fields(prepared).items() if not (contact or {}).get(key)}
+    data: dict[str, Any] = known | {
         "updated_at": now,
         "last_submission_at": prepared.submitted_at,
         "submissions": Increment(1),
@@ -441,14 +447,15 @@ def _zone(config: CrmConfig) -> zoneinfo.ZoneInfo:
 def _messages(config: CrmConfig, prepared: PreparedLead, owner: Member, assignment: routing.Assignment,
               score: float, task_due: dt.datetime, contact_id: str, lead_id: str, deal_id: str | None,
               now: dt.datetime) -> list[Write]:
-    values = _lead_values(config, prepared, owner, score)
+    values = _lead_values(config, prepared, owner, score, prepared.locale)
     writes = []
     if prepared.email and not prepared.incomplete:
         writes.append(_outbox_email(config, f"ob-{lead_id}-ack", "acknowledgement",
                                     config.templates.acknowledgement, values, prepared.locale, owner,
                                     prepared.email.original, prepared, now))
     due_local = task_due.astimezone(_member_zone(owner)).strftime("%Y-%m-%d %H:%M")
-    notice_values = values | {"rule": assignment.rule_id, "due_local": f"{due_local} ({owner.time_zone})"}
+    notice_values = _lead_values(config, prepared, owner, score, owner.locale) | {
+        "rule": assignment.rule_id, "due_local": f"{due_local} ({owner.time_zone})"}
     writes.append(_outbox_email(config, f"ob-{lead_id}-assignment", "assignment", config.templates.assignment,
                                 notice_values, owner.locale, owner, owner.email, prepared, now))
     if prepared.email:

@@ -38,6 +38,9 @@ class MessageResult:
         deal_id: The deal it was logged to.
         reply: True when it counted as the prospect's reply.
         effects: Names of the effects applied, e.g. ``followups_cancelled``.
+        capture_skipped: Why an unknown sender's personal message did not
+            become a lead, such as ``too_old``; None when capture was not
+            considered or succeeded.
     """
 
     status: str
@@ -48,6 +51,7 @@ class MessageResult:
     deal_id: str | None = None
     reply: bool = False
     effects: tuple[str, ...] = ()
+    capture_skipped: str | None = None
 
 
 def captured_lead_id(facts: MessageFacts) -> str:

@@ -70,6 +70,7 @@ class MessageFacts:
         snippet: First characters of the body text.
         labels: Gmail label ids.
         capture_event_id: Event id the message would have as a lead.
+        recipients: Canonical addresses in To and Cc, the mailbox included.
     """
 
     mailbox: str
@@ -86,6 +87,7 @@ class MessageFacts:
     snippet: str
     labels: frozenset[str]
     capture_event_id: str
+    recipients: frozenset[str] = frozenset()
 
     @property
     def activity_id(self) -> str:
@@ -118,6 +120,73 @@ def is_no_reply(address: str, patterns: tuple[str, ...]) -> bool:
     """Return True when ``address`` starts with or equals one of ``patterns``."""
     lowered = address.lower()
     return any(lowered.startswith(pattern.lower()) for pattern in patterns)
+
+
+def _canonical(address: str) -> str | None:
+    normalized = normalize_email(address)
+    return normalized.canonical if normalized else None
+
+
+def capture_skip_reason(config: CrmConfig, facts: MessageFacts, msg: ParsedMessage,
+                        as_of: dt.datetime) -> str | None:
+    """Return why an inbound personal message's sender must not become a lead, or None when it may.
+
+    The first failed rule is the reason: ``internal_sender``, ``own_mailbox``,
+    ``no_reply_sender``, ``spam_signals: <signals>`` (see ``spam_signals``),
+    ``not_addressed_to_mailbox`` (neither the mailbox nor a
+    ``mail.capture.mailbox_aliases`` address is in To or Cc, as with Bcc and
+    undisclosed recipients) or ``too_old`` (sent more than
+    ``mail.capture.max_age_days`` before ``as_of``).
+    """
+    capture = config.mail.capture
+    sender = facts.sender
+    if sender is None:
+        return None
+    if capture.ignore_internal and sender.canonical.rsplit("@", 1)[-1] in config.organization.internal_domains:
+        return "internal_sender"
+    if sender.address in config.connected_mailboxes():
+        return "own_mailbox"
+    if is_no_reply(sender.address, capture.ignore_senders):
+        return "no_reply_sender"
+    signals = spam_signals(config, facts, msg)
+    if signals:
+        return "spam_signals: " + ", ".join(signals)
+    addressed = {_canonical(address) for address in (facts.mailbox, *capture.mailbox_aliases)} - {None}
+    if not addressed & facts.recipients:
+        return "not_addressed_to_mailbox"
+    if capture.max_age_days is not None and as_of - facts.occurred_at > dt.timedelta(days=capture.max_age_days):
+        return "too_old"
+    return None
+
+
+def spam_signals(config: CrmConfig, facts: MessageFacts, msg: ParsedMessage) -> list[str]:
+    """Name the structural spam signals of an inbound message; each one alone blocks lead capture.
+
+    - ``no_message_id``, ``no_date``: RFC 5322 requires Date and expects
+      Message-ID, and mail clients and submission servers add both, so a
+      message without one did not come through a normal mail client.
+      Messages read through the Gmail API always have a date, because
+      Gmail's internalDate replaces a missing Date header.
+    - ``freemail_reply_to``: Reply-To is on a ``mail.capture.freemail_domains``
+      domain while From is on another domain, so replies go to an address the
+      sender does not vouch for (SpamAssassin's FREEMAIL_FORGED_REPLYTO).
+      A From that is a no-reply relay is exempt, because web-form relays work that way.
+    """
+    signals = []
+    if not msg.message_id:
+        signals.append("no_message_id")
+    if msg.date is None:
+        signals.append("no_date")
+    sender = facts.sender
+    if sender is not None and sender.header == "From":
+        from_domain = sender.address.rsplit("@", 1)[-1]
+        freemail = {domain.lower() for domain in config.mail.capture.freemail_domains}
+        for address in msg.reply_to:
+            domain = address.address.rsplit("@", 1)[-1].lower()
+            if domain in freemail and domain != from_domain:
+                signals.append("freemail_reply_to")
+                break
+    return signals
 
 
 def _parties(msg: ParsedMessage, mailbox: str, outbound: bool) -> list[Party]:
@@ -174,6 +243,7 @@ def message_facts(config: CrmConfig, msg: ParsedMessage, classification: Classif
         snippet=body[:MAX_SNIPPET],
         labels=labels,
         capture_event_id=(msg.message_id or gmail_id).strip("<>"),
+        recipients=frozenset(_canonical(address.address) for address in (*msg.to, *msg.cc)) - {None},
     )
 
 

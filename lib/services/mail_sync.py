@@ -34,7 +34,7 @@ from lib.services.mail_effects import EMAIL_SOURCE_ID, MessageResult, decide, pr
 from lib.services.mail_link import (
     MessageFacts,
     activity_id,
-    is_no_reply,
+    capture_skip_reason,
     load_snapshot,
     message_facts,
     message_link_id,
@@ -289,23 +289,30 @@ class MailSyncService:
         return self.process_parsed(mailbox, str(resource.get("id")), resource.get("threadId"), parsed, labels)
 
     def process_parsed(self, mailbox: str, gmail_id: str, thread_id: str | None, parsed: ParsedMessage,
-                       labels: frozenset[str]) -> MessageResult:
-        """Classify, link and log one message, creating a lead for an unknown sender when rules allow."""
+                       labels: frozenset[str], *, as_of: dt.datetime | None = None) -> MessageResult:
+        """Classify, link and log one message, creating a lead for an unknown sender when rules allow.
+
+        ``as_of`` is the time that ``mail.capture.max_age_days`` counts back
+        from; it defaults to now.
+        """
         now = self._clock.now()
         classification = classify(parsed, labels=labels, mailbox=mailbox)
         facts = message_facts(self._config, parsed, classification, mailbox=mailbox, gmail_id=gmail_id,
                               thread_id=thread_id, labels=labels, now=now)
         if facts.kind == "draft":
             return MessageResult("ignored", "draft", "draft")
-        self._maybe_capture(facts, parsed)
+        capture_skipped = self._maybe_capture(facts, parsed, as_of or now)
         result = self._store.transact(
             f"mail {facts.event_key}",
             lambda reader: decide(self._config, facts, load_snapshot(reader, facts, self._config, primary_contact),
                                   now),
         )
+        if capture_skipped:
+            result = dataclasses.replace(result, capture_skipped=capture_skipped)
         logger.info("gmail message %s", result.status, extra={
             "gmail_id": gmail_id, "kind": result.kind, "reason": result.reason, "activity_id": result.activity_id,
-            "contact_id": result.contact_id, "deal_id": result.deal_id, "reply": result.reply})
+            "contact_id": result.contact_id, "deal_id": result.deal_id, "reply": result.reply,
+            "capture_skipped": capture_skipped})
         return result
 
     def mark_spam(self, mailbox: str, gmail_id: str) -> MessageResult:
@@ -330,30 +337,29 @@ class MailSyncService:
 
     # ------------------------------------------------------------------ leads
 
-    def _capturable(self, facts: MessageFacts) -> bool:
-        capture = self._config.mail.capture
-        sender = facts.sender
-        if not capture.enabled or facts.direction != "inbound" or facts.kind != "personal" or sender is None:
-            return False
-        domain = sender.canonical.rsplit("@", 1)[-1]
-        if capture.ignore_internal and domain in self._config.organization.internal_domains:
-            return False
-        if sender.address in self._config.connected_mailboxes():
-            return False
-        return not is_no_reply(sender.address, capture.ignore_senders)
+    def _maybe_capture(self, facts: MessageFacts, parsed: ParsedMessage, as_of: dt.datetime) -> str | None:
+        """Run an unknown sender's enquiry through the lead pipeline, unless the thread already has a deal.
 
-    def _maybe_capture(self, facts: MessageFacts, parsed: ParsedMessage) -> None:
-        """Run an unknown sender's enquiry through the lead pipeline, unless the thread already has a deal."""
-        if not self._capturable(facts):
-            return
+        Returns the ``capture_skip_reason`` of a personal inbound message that
+        the capture rules reject, else None.
+        """
         sender = facts.sender
+        if (not self._config.mail.capture.enabled or facts.direction != "inbound" or facts.kind != "personal"
+                or sender is None):
+            return None
+        # A known sender or a linked thread is logged to its contact, so no capture rule applies.
         paths = [f"contact_keys/{ids.key_doc_id('email', party.canonical)}" for party in facts.parties
                  if party.header in ("From", "Reply-To")]
         if facts.thread_id:
             paths.append(f"thread_links/{thread_link_id(facts.mailbox, facts.thread_id)}")
         paths += [f"message_links/{message_link_id(ref)}" for ref in facts.references]
         if any(self._store.read(paths).values()):
-            return
+            return None
+        reason = capture_skip_reason(self._config, facts, parsed, as_of)
+        if reason is not None:
+            logger.info("gmail sender not captured as lead", extra={
+                "gmail_id": facts.gmail_id, "capture_skipped": reason, "email": mask_email(sender.address)})
+            return reason
 
         submission = Submission(
             source_id=EMAIL_SOURCE_ID, event_id=facts.capture_event_id, submitted_at=facts.occurred_at,

@@ -272,6 +272,9 @@ def test_same_delivery_three_times_one_of_each(functions_url, store, shared_dir)
         ("POST", "/intake_webhook/html", {"Content-Type": "text/csv"}, b"a,b", 415),
         ("POST", "/intake_webhook/html", {"Content-Type": "application/json"}, b'{"email": ', 400),
         ("POST", "/intake_webhook/html", {"Content-Type": "application/json"}, b"x" * 300_000, 413),
+        ("POST", "/intake_webhook/html", {"Content-Type": "application/json"},
+         json.dumps([{"email": f"batch{i}@example.org"} for i in range(5)]).encode(), 400),
+        ("POST", "/intake_webhook/html", {"Content-Type": "application/json"}, b"[" * 5000 + b"]" * 5000, 400),
     ],
 )
 def test_bad_requests_rejected_without_writes(functions_url, store, method, path, headers, data, status):

@@ -285,3 +285,20 @@ def test_sender_idempotent_on_outbox_id(mail):
 
     assert first == second == "recorded:ob-1"
     assert mail.sent == {"ob-1": email}
+
+
+class _BrokenScheduler(RecordingTaskScheduler):
+    def schedule(self, task):
+        raise RuntimeError("queue missing")
+
+
+def test_unexpected_error_does_not_block_others(store, mail, clock):
+    intake_lead(store, clock)
+    dispatcher = Dispatcher(store, mail, _BrokenScheduler(), clock, DispatchSettings(function_base_url=BASE_URL))
+
+    outcomes = dispatcher.run_once()
+
+    assert outcomes["sent"] == 2
+    assert outcomes["retrying"] == 1
+    task_record = next(doc for doc in store.docs("outbox").values() if doc["kind"] == "cloud_task")
+    assert task_record["status"] == "pending"

@@ -175,7 +175,7 @@ def test_chinese_lead_gets_chinese_ack(service, store):
     [ack] = outbox(store, "acknowledgement")
     assert ack["locale"] == "zh-TW"
     assert ack["email"]["to"] == ["daming.wang@acme.com.tw"]
-    assert ack["email"]["subject"] == "感謝您的來信，大明！我們已收到您的需求"
+    assert ack["email"]["subject"] == "感謝您的來信，王大明！我們已收到您的需求"
     assert ack["status"] == "pending"
 
 
@@ -626,3 +626,31 @@ def test_edited_phone_added_to_contact(service, store, clock):
 
     phones = store.get(f"contacts/{first.contact_id}")["phones"]
     assert phones == ["+886223456789", "+886912345678"]
+
+
+def test_shared_phone_different_email_new_contact(service, store):
+    alice = service.handle(submission({"email": "alice.chen@acme-example.com", "name": "陳愛麗",
+                                       "phone": "02-2700-1234"}, event_id="evt-alice"))
+    bob = service.handle(submission({"email": "bob.lin@acme-example.com", "name": "林大寶",
+                                     "phone": "(02) 2700-1234"}, event_id="evt-bob"))
+
+    assert bob.status == "created"
+    assert bob.contact_id != alice.contact_id
+    assert store.get(f"contacts/{alice.contact_id}")["display_name"] == "陳愛麗"
+    assert store.get(f"contacts/{bob.contact_id}")["display_name"] == "林大寶"
+
+
+def test_phone_only_contact_gains_email(service, store):
+    first = service.handle(submission({"name": "王大明", "phone": "02-2345-6789"}, event_id="evt-phone"))
+    second = service.handle(submission({"name": "王大明", "phone": "02-2345-6789",
+                                        "email": "daming@example.com"}, event_id="evt-email"))
+
+    assert second.contact_id == first.contact_id
+    assert store.get(f"contacts/{first.contact_id}")["emails"] == ["daming@example.com"]
+
+
+def test_repeat_submission_keeps_known_name(service, store):
+    first = service.handle(submission(CHINESE_LEAD, event_id="evt-1"))
+    service.handle(submission(CHINESE_LEAD | {"name": "王小明"}, event_id="evt-2"))
+
+    assert store.get(f"contacts/{first.contact_id}")["display_name"] == "王大明"

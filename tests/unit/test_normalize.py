@@ -201,6 +201,9 @@ def test_company_domain_none_for_bare_suffix():
         ("+886 2 2345 6789 ext. 12", "+886223456789"),
         ("+1 (415) 555-0132", "+14155550132"),
         ("886912345678", "+886912345678"),
+        ("+886912000111", "+886912000111"),
+        ("0912-000-222", "+886912000222"),
+        ("0800-000-123", "+886800000123"),
     ],
 )
 def test_phone_string_to_e164(raw, expected):
@@ -226,6 +229,11 @@ def test_phone_default_region_applies():
 
 @pytest.mark.parametrize("raw", ["", "   ", "12", "abc", "call me", 0, -5, True, None, 3.5])
 def test_phone_rejects_impossible(raw):
+    assert normalize_phone(raw) is None
+
+
+@pytest.mark.parametrize("raw", ["09123456789", "0912-345-6789", "8869123456789", 9123456789, "+886808000123"])
+def test_phone_rejects_invalid_number(raw):
     assert normalize_phone(raw) is None
 
 

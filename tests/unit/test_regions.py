@@ -25,6 +25,22 @@ def test_mobile_number_has_no_region():
     assert region_of(None, "+886912345678") is None
 
 
+@pytest.mark.parametrize(
+    "phone",
+    ["+886800000123", "+886809000123", "+886204123456", "+886501234567", "+88670123456789", "+886400010123"],
+)
+def test_non_geographic_number_has_no_region(phone):
+    assert region_of(None, phone) is None
+
+
+def test_unclassified_toll_free_prefix_has_no_region():
+    assert region_of(None, "+886808000123") is None
+
+
+def test_pingtung_landline_is_south():
+    assert region_of(None, "+88687123456") == "south"
+
+
 def test_foreign_number_has_no_region():
     assert region_of(None, "+6561234567") is None
 

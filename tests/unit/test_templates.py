@@ -36,17 +36,17 @@ def test_missing_value_in_chinese():
 
 
 def test_missing_value_in_english():
-    assert render_text("Company: {company}", {}, "en") == "Company: (not given)"
+    assert render_text("Company: {company}", {}, "en") == "Company: not given"
 
 
 def test_empty_and_none_values_count_as_missing():
     rendered = render_text("{company}/{title}", {"company": "", "title": None}, "en")
 
-    assert rendered == "(not given)/(not given)"
+    assert rendered == "not given/not given"
 
 
 def test_unknown_locale_uses_english_missing_value():
-    assert render_text("{company}", {}, "ja") == "(not given)"
+    assert render_text("{company}", {}, "ja") == "not given"
 
 
 def test_attribute_placeholder_rendered_literally():
