@@ -165,8 +165,8 @@ def spam_signals(config: CrmConfig, facts: MessageFacts, msg: ParsedMessage) -> 
     - ``no_message_id``, ``no_date``: RFC 5322 requires Date and expects
       Message-ID, and mail clients and submission servers add both, so a
       message without one did not come through a normal mail client.
-      Messages read through the Gmail API always have a date, because
-      Gmail's internalDate replaces a missing Date header.
+      A message read through the Gmail API has a date whenever Gmail
+      sends a valid internalDate, which replaces a missing Date header.
     - ``freemail_reply_to``: Reply-To is on a ``mail.capture.freemail_domains``
       domain while From is on another domain, so replies go to an address the
       sender does not vouch for (SpamAssassin's FREEMAIL_FORGED_REPLYTO).
