@@ -50,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 
             results = mailrun.process_files(app.mail_sync, app.config, [Path(args.mail)])
             mailrun.print_report(results, mailrun.local_mailbox(app.config))
+            after_mail = app.dispatcher.run_once(limit=1000)
+            print(f"Outbox messages sent after the mail run: {after_mail.get('sent', 0)}")
     return 0
 
 

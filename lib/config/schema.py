@@ -323,6 +323,12 @@ class Signature(_Model):
     scheme: SignatureScheme
     tolerance_seconds: int = Field(default=300, ge=1)
     header: str | None = None
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="URL the vendor posts to, for schemes that sign the URL (HubSpot v3) when a proxy "
+                    "in front of the function changes the scheme, host or path.",
+    )
 
 
 class Source(_Model):

@@ -50,9 +50,24 @@ def _secret(source: Source) -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
+def signed_url(source: Source, request: flask.Request) -> str:
+    """Return the URL as the sender saw it, for schemes that sign it.
+
+    The function sits behind Google's front end, which terminates TLS, so the
+    scheme comes from ``X-Forwarded-Proto``. A configured ``public_url`` (plus the
+    query string) wins when a proxy also changes the host or path.
+    """
+    query = request.query_string.decode("latin-1")
+    if source.signature.public_url:
+        return source.signature.public_url + (f"?{query}" if query else "")
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    return f"{scheme}://{request.host}{request.full_path if query else request.path}"
+
+
 def _verify(source: Source, request: flask.Request, raw: bytes, now: dt.datetime) -> None:
     verify_signature(source, _secret(source), headers=dict(request.headers), raw_body=raw,
-                     method=request.method, url=request.url, query=request.args.to_dict(), now=now)
+                     method=request.method, url=signed_url(source, request), query=request.args.to_dict(),
+                     now=now)
 
 
 def _answer(results: list[IntakeResult]) -> flask.Response:

@@ -62,3 +62,24 @@ def test_deeply_nested_json_rejected():
         decode_body("application/json", body, allowed=frozenset({"application/json"}))
 
     assert raised.value.field == "body"
+
+
+def test_signed_url_uses_forwarded_scheme():
+    import flask
+
+    from lib.entrypoints.intake import signed_url
+
+    app = flask.Flask("test")
+    with app.test_request_context("/intake_webhook/hubspot?x=1", base_url="http://crm.example.com",
+                                  headers={"X-Forwarded-Proto": "https"}):
+        assert signed_url(CONFIG.source("hubspot"), flask.request) == "https://crm.example.com/intake_webhook/hubspot?x=1"
+
+
+def test_signed_url_without_query_has_no_question_mark():
+    import flask
+
+    from lib.entrypoints.intake import signed_url
+
+    app = flask.Flask("test")
+    with app.test_request_context("/intake_webhook/hubspot", base_url="http://127.0.0.1:8080"):
+        assert signed_url(CONFIG.source("hubspot"), flask.request) == "http://127.0.0.1:8080/intake_webhook/hubspot"
