@@ -62,6 +62,8 @@ def apply_write(transaction: firestore.Transaction | firestore.WriteBatch, clien
         transaction.create(ref, data)
     elif write.mode == "merge":
         transaction.set(ref, data, merge=True)
+    elif write.mode == "replace_fields":
+        transaction.set(ref, data, merge=list(data))
     else:
         transaction.set(ref, data)
 

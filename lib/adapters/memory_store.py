@@ -148,7 +148,11 @@ class MemoryStore(IntakeStore, OutboxStore):
             current = staged[write.path] if write.path in staged else self._docs.get(write.path)
             if write.mode == "create" and current is not None:
                 raise ConflictError(f"document already exists: {write.path}")
-            document = copy.deepcopy(current) if write.mode == "merge" and current is not None else {}
+            keep = write.mode in ("merge", "replace_fields") and current is not None
+            document = copy.deepcopy(current) if keep else {}
+            if write.mode == "replace_fields":
+                for key in write.data:
+                    document.pop(key, None)
             _merge_into(document, write.data)
             staged[write.path] = document
         self._docs.update(staged)

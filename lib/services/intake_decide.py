@@ -155,11 +155,13 @@ def _edit(config: CrmConfig, prepared: PreparedLead, stored: dict, snapshot: Int
     lead_path = f"leads/{result.lead_id}"
     before = stored.get("fields", {})
     after = _jsonable(prepared.fields)
+    event_path = f"events/{prepared.event_doc_ids[0]}"
     writes = [
         Write(lead_path, {"fields": after, "submitted_at": prepared.submitted_at, "updated_at": now,
-                          "phone": prepared.phone, "utm": prepared.utm}, "merge"),
-        Write(f"events/{prepared.event_doc_ids[0]}", {"submitted_at": prepared.submitted_at, "fields": after,
-                                                      "updated_at": now, "edits": Increment(1)}, "merge"),
+                          "phone": prepared.phone, "utm": prepared.utm}, "replace_fields"),
+        Write(event_path, {"submitted_at": prepared.submitted_at, "fields": after, "updated_at": now},
+              "replace_fields"),
+        Write(event_path, {"edits": Increment(1)}, "merge"),
         _audit(prepared, _edit_index(stored), "lead.updated", lead_path, "form_response_edited", before, after, now),
     ]
     if result.contact_id:

@@ -30,4 +30,4 @@ class Write:
 
     path: str
     data: dict[str, Any]
-    mode: Literal["create", "set", "merge"] = "set"
+    mode: Literal["create", "set", "merge", "replace_fields"] = "set"

@@ -118,3 +118,21 @@ def test_dispatcher_second_run_sends_nothing(client, service, tmp_path):
     assert second["sent"] == 0
     assert len(tasks.tasks) == 1
     assert tasks.tasks[0].url == "http://127.0.0.1:9/functions/followup"
+
+
+def test_form_edit_drops_removed_answer(client):
+    clock = FixedClock(NOW)
+    service = IntakeService(load_config(), FirestoreIntakeStore(client), clock)
+    answers = {"email": "mei.lin@example.com", "name": "林美", "company": "Example Trading"}
+    first = service.handle(Submission("google_forms", "resp-1", NOW, answers))
+    clock.advance(dt.timedelta(minutes=5))
+    edited = {key: value for key, value in answers.items() if key != "company"}
+
+    second = service.handle(Submission("google_forms", "resp-1", NOW + dt.timedelta(minutes=5), edited))
+
+    lead = client.document(f"leads/{first.lead_id}").get().to_dict()
+    assert second.status == "updated"
+    assert "company" not in lead["fields"]
+    assert lead["contact_id"] == first.contact_id
+    event = next(client.collection("events").stream()).to_dict()
+    assert event["edits"] == 1

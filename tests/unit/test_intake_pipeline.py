@@ -421,10 +421,6 @@ def test_second_edit_keeps_first_audit(service, store, clock):
     assert afters == ["02-2345-6789", "04-2345-6789"]
 
 
-@pytest.mark.xfail(
-    reason="the edit merges the new answers into the stored 'fields' map, so an answer removed in the edit stays",
-    strict=True,
-)
 def test_edit_removing_answer_drops_it(service, store, clock):
     first = service.handle(submission(CHINESE_LEAD, event_id="resp-1", source_id="google_forms"))
     without_company = {key: value for key, value in CHINESE_LEAD.items() if key != "company"}
