@@ -32,7 +32,7 @@ from lib.config.loader import cached_config
 from lib.config.schema import CrmConfig
 from lib.domain.clock import Clock, SystemClock
 from lib.ports import ChatNotifier, MailSender
-from lib.services.dispatch import Dispatcher, DispatchSettings
+from lib.services.dispatch import Dispatcher, DispatchSettings, contact_suppression
 from lib.services.followup import FollowupService
 from lib.services.intake import IntakeService
 from lib.services.mail_sync import MailSyncService
@@ -116,7 +116,9 @@ def app() -> App:
         tasks_service_account=os.environ.get("CRM_TASKS_SERVICE_ACCOUNT") or None,
     )
     tasks = CloudTasksScheduler(project, os.environ.get("CRM_TASKS_LOCATION", "asia-east1"))
-    dispatcher = Dispatcher(FirestoreOutboxStore(client), mail_sender(), tasks, clock, settings, chat_notifier())
+    suppression = contact_suppression(lambda contact_id: client.document(f"contacts/{contact_id}").get().to_dict())
+    dispatcher = Dispatcher(FirestoreOutboxStore(client), mail_sender(), tasks, clock, settings, chat_notifier(),
+                            suppression)
     docs = FirestoreDocStore(client)
     intake = IntakeService(config, FirestoreIntakeStore(client), clock)
     mail_store, gmail = FirestoreMailStore(client), gmail_client()

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from lib.adapters.cloud_tasks import task_name
@@ -58,13 +59,15 @@ class DispatchSettings:
 
 class Dispatcher:
     def __init__(self, store: OutboxStore, mail: MailSender, tasks: TaskScheduler, clock: Clock,
-                 settings: DispatchSettings, chat: ChatNotifier | None = None):
+                 settings: DispatchSettings, chat: ChatNotifier | None = None,
+                 suppression: Callable[[dict], str | None] | None = None):
         self._store = store
         self._mail = mail
         self._tasks = tasks
         self._clock = clock
         self._settings = settings
         self._chat = chat
+        self._suppression = suppression
 
     def run_once(self, limit: int = 200) -> Counter:
         """Perform every due intent once; return counts by outcome and purpose."""
@@ -82,6 +85,12 @@ class Dispatcher:
 
     def _attempt(self, outbox_id: str, record: dict, now: dt.datetime) -> str:
         attempts = int(record.get("attempts", 0))
+        reason = self._suppression(record) if self._suppression else None
+        if reason:
+            logger.info("outbox record suppressed", extra={"outbox_id": outbox_id, "reason": reason})
+            self._store.finish(outbox_id, {"status": "suppressed", "suppressed_reason": reason,
+                                           "lease_until": None})
+            return "suppressed"
         try:
             provider_id = self._perform(outbox_id, record)
         except TransientError as exc:
@@ -150,6 +159,28 @@ class Dispatcher:
                              oidc_service_account=self._settings.tasks_service_account, audience=url)
         created = self._tasks.schedule(task)
         return f"task:{name}" if created else f"task:{name}:already-existed"
+
+
+MARKETING_PURPOSES = frozenset({"sequence_step"})
+
+
+def contact_suppression(read_contact: Callable[[str], dict | None]) -> Callable[[dict], str | None]:
+    """Build a check that stops marketing email to a contact who opted out or whose address failed.
+
+    The sequence re-checks the contact when it queues a step, but a step can wait
+    in the outbox for minutes, or hours of retries, so the dispatcher checks again.
+    """
+    def suppression(record: dict) -> str | None:
+        if record.get("purpose") not in MARKETING_PURPOSES or not record.get("contact_id"):
+            return None
+        contact = read_contact(record["contact_id"]) or {}
+        if contact.get("opted_out"):
+            return "opted_out"
+        if contact.get("email_status") in ("bounced", "invalid"):
+            return "address_invalid"
+        return None
+
+    return suppression
 
 
 def outbound_email(outbox_id: str, spec: dict) -> OutboundEmail:

@@ -116,7 +116,9 @@ def decide(config: CrmConfig, facts: MessageFacts, snapshot: MessageSnapshot,
     _log_activity(plan, snapshot, primary, contact, captured, reply)
     if contact is not None:
         _contact_effects(config, plan, snapshot, primary, contact, reply)
-    if snapshot.deal_id and snapshot.deal is not None:
+    # Auto-replies, bounces, receipts, list mail and spam are no real activity on a
+    # deal, so they must not reset its stale clock.
+    if snapshot.deal_id and snapshot.deal is not None and facts.kind == "personal":
         _deal_effects(config, plan, snapshot, reply)
     if snapshot.company is not None and contact is not None:
         _company_effects(plan, contact["company_id"], snapshot.company)
@@ -205,9 +207,13 @@ def _contact_effects(config: CrmConfig, plan: _Plan, snapshot: MessageSnapshot, 
     path = f"contacts/{contact_id}"
     update: dict[str, Any] = {"updated_at": plan.now, "last_activity_at": _later(
         contact.get("last_activity_at"), facts.occurred_at)}
-    if facts.kind == "personal":
-        field = "last_inbound_at" if facts.direction == "inbound" else "last_outbound_at"
-        update[field] = _later(contact.get(field), facts.occurred_at)
+    # Only mail the contact wrote counts as inbound from them: a message they were
+    # merely copied on is no sign that they answered.
+    sender_is_contact = facts.sender is not None and snapshot.contact_ids.get(facts.sender.canonical) == contact_id
+    if facts.kind == "personal" and facts.direction == "outbound":
+        update["last_outbound_at"] = _later(contact.get("last_outbound_at"), facts.occurred_at)
+    elif facts.kind == "personal" and sender_is_contact:
+        update["last_inbound_at"] = _later(contact.get("last_inbound_at"), facts.occurred_at)
     _same_person_addresses(plan, snapshot, contact_id, contact, update)
     if reply:
         _reply_effects(config, plan, snapshot, contact_id, contact, update)
@@ -282,6 +288,16 @@ def _stop_enrolments(plan: _Plan, snapshot: MessageSnapshot, status: str, rule: 
         plan.effects.append(f"enrolment_{status}")
 
 
+def _address_failed(status: str | None) -> bool:
+    """Return True when a permanent bounce says the address itself is bad.
+
+    RFC 3463 classes 5.3 (mail system), 5.4 (network) and 5.7 (security or
+    policy, such as a spam block) reject the message, not the address, so they
+    only hold sends like a temporary bounce.
+    """
+    return not (status or "").startswith(("5.3.", "5.4.", "5.7."))
+
+
 def _bounce_effects(plan: _Plan, snapshot: MessageSnapshot, contact_id: str, contact: dict,
                     update: dict[str, Any]) -> None:
     facts, now = plan.facts, plan.now
@@ -290,7 +306,7 @@ def _bounce_effects(plan: _Plan, snapshot: MessageSnapshot, contact_id: str, con
     if bounce is None or recipient is None:
         return
     path = f"contacts/{contact_id}"
-    if bounce.permanent:
+    if bounce.permanent and _address_failed(bounce.status):
         invalid = sorted(set(contact.get("invalid_emails", [])) | {recipient.address})
         update |= {"email_status": "invalid", "invalid_emails": invalid, "bounced_at": now}
         plan.audit("contact.email_invalid", path, f"bounce:{bounce.status or 'permanent'}",

@@ -88,12 +88,18 @@ def finish_round(store: MailStore, address: str, owner: str, new_cursor: int, no
         doc = reader.get([path])[path] or {}
         cursor = max(_as_int(doc.get("history_id")) or 0, new_cursor)
         pending = _as_int(doc.get("pending_history_id")) or 0
-        update: dict = {"history_id": cursor, "synced_at": now, "pending_history_id": None}
-        again = pending > cursor and doc.get("lease_owner") == owner
+        update: dict = {"history_id": cursor, "synced_at": now}
+        if pending <= cursor:
+            # A pending historyId stays until a round reaches it, so a sync that
+            # stops early still leaves the signal for the next one.
+            update["pending_history_id"] = None
+        owned = doc.get("lease_owner") == owner
+        again = owned and pending > cursor
         if again:
             update["lease_until"] = now + lease
-        else:
+        elif owned:
             update |= {"lease_owner": None, "lease_until": None}
+        # NOTE: a round that outlived its lease leaves the new holder's lease alone.
         return Outcome(again, [Write(path, update, "merge")])
 
     return store.transact(f"cursor of {path}", body)

@@ -203,7 +203,11 @@ class SequenceService:
         if reason:
             return reason, [Write(path, {"status": reason, "exit_reason": reason, "ended_at": now, "updated_at": now}, "merge")]
 
-        # 3. Defer when outside the sender's working time or over the sender's limits.
+        # 3. Defer while a temporary bounce holds sends to the contact, when outside
+        # the sender's working time, or when over the sender's limits.
+        hold = (contact or {}).get("hold_sends_until")
+        if isinstance(hold, dt.datetime) and hold > now:
+            return "deferred_hold", [self._defer(path, hold, "temporary_bounce_hold", now)]
         sender = self._sender(enrolment.get("owner_id"))
         calendar = member_calendar(self._config, sender, now.year)
         if not calendar.is_working_time(now):
@@ -252,6 +256,7 @@ class SequenceService:
             Write(f"outbox/{outbox_id}", {
                 "kind": "email", "purpose": "sequence_step", "status": "pending", "attempts": 0, "not_before": now,
                 "created_at": now, "lead_id": enrolment.get("lead_id"), "enrolment_id": doc_id,
+                "contact_id": enrolment["contact_id"],
                 "sequence_id": sequence.id, "step": step_index + 1, "email": email}, "create"),
             Write(quota_path, {"mailbox": sender.email.lower(), "count": int(quota.get("count", 0)) + 1,
                                "minute": minute, "minute_count": int(quota.get("minute_count", 0)) + 1 if same_minute else 1,

@@ -10,7 +10,7 @@ from lib.config.loader import load_config
 from lib.domain.clock import FixedClock
 from lib.intake.types import Submission
 from lib.ports import ScheduledTask
-from lib.services.dispatch import LEASE, DispatchSettings, Dispatcher, backoff, outbound_email
+from lib.services.dispatch import LEASE, DispatchSettings, Dispatcher, backoff, contact_suppression, outbound_email
 from lib.services.intake import IntakeService
 
 CONFIG = load_config()
@@ -302,3 +302,27 @@ def test_unexpected_error_does_not_block_others(store, mail, clock):
     assert outcomes["retrying"] == 1
     task_record = next(doc for doc in store.docs("outbox").values() if doc["kind"] == "cloud_task")
     assert task_record["status"] == "pending"
+
+
+def test_opted_out_contact_step_suppressed(store, mail, tasks, clock):
+    store.put("contacts/ct-1", {"opted_out": True})
+    store.put("outbox/ob-step", email_record(START) | {"purpose": "sequence_step", "contact_id": "ct-1"})
+    suppression = contact_suppression(lambda contact_id: store.get(f"contacts/{contact_id}"))
+    dispatcher = Dispatcher(store, mail, tasks, clock, DispatchSettings(function_base_url=BASE_URL),
+                            suppression=suppression)
+
+    outcomes = dispatcher.run_once()
+
+    assert outcomes["suppressed"] == 1
+    assert mail.sent == {}
+    assert store.get("outbox/ob-step")["status"] == "suppressed"
+
+
+def test_acknowledgement_not_suppressed(store, mail, tasks, clock):
+    store.put("contacts/ct-1", {"opted_out": True})
+    store.put("outbox/ob-ack", email_record(START) | {"contact_id": "ct-1"})
+    suppression = contact_suppression(lambda contact_id: store.get(f"contacts/{contact_id}"))
+    dispatcher = Dispatcher(store, mail, tasks, clock, DispatchSettings(function_base_url=BASE_URL),
+                            suppression=suppression)
+
+    assert dispatcher.run_once()["sent"] == 1

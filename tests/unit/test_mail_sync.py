@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from lib.errors import TransientError
@@ -222,3 +224,57 @@ def test_lead_message_drops_signature_and_quote():
     body = "Need a quote.\n\nOn Fri, Mei wrote:\n> old text\n"
     assert lead_message(body) == "Need a quote."
     assert lead_message("Hi\n-- \nSigned") == "Hi"
+
+
+def test_copied_contact_is_not_a_reply():
+    gmail, service, store, _ = reply_setup()
+    gmail.messages["m1"] = raw_resource("m1", {
+        "From": "Alice <alice@example-crm.tw>", "To": MAILBOX, "Cc": "Mei Lin <mei.lin@example.com>",
+        "Subject": "Re: Proposal", "Message-ID": "<cc-1@example-crm.tw>",
+        "Date": "Fri, 30 May 2025 10:14:02 +0800"}, "Looping in Mei.")
+
+    service.handle_notification(MAILBOX, 120)
+
+    contact = store.get("contacts/ct-mei")
+    assert contact.get("last_inbound_at") is None
+    assert store.get("followups/fu-ct-mei")["status"] == "scheduled"
+
+
+def test_auto_reply_keeps_stale_clock():
+    gmail, service, store, _ = reply_setup()
+    idle_since = NOW - dt.timedelta(days=60)
+    store.put("deals/dl-1", {"stage_id": "new", "status": "open", "threads": [], "contact_id": "ct-mei",
+                             "last_activity_at": idle_since, "stale_due_at": idle_since + dt.timedelta(days=3)})
+    gmail.messages["m1"] = raw_resource("m1", REPLY_HEADERS | {"Auto-Submitted": "auto-replied",
+                                                               "Subject": "Out of office"}, "Away until Monday.")
+
+    service.handle_notification(MAILBOX, 120)
+
+    deal = store.get("deals/dl-1")
+    assert deal["last_activity_at"] == idle_since
+    assert deal["stale_due_at"] == idle_since + dt.timedelta(days=3)
+
+
+def test_late_round_keeps_new_holders_lease():
+    _, service, store, clock = reply_setup()
+    mail_lease.acquire(store, MAILBOX, 105, "worker-a", NOW, service._lease_length)
+    clock.advance(service._lease_length * 2)
+    mail_lease.acquire(store, MAILBOX, 106, "worker-b", clock.now(), service._lease_length)
+
+    again = mail_lease.finish_round(store, MAILBOX, "worker-a", 110, clock.now(), service._lease_length)
+
+    assert again is False
+    assert store.get(f"mailboxes/{MAILBOX}")["lease_owner"] == "worker-b"
+    assert cursor_of(store) == 110
+
+
+def test_pending_history_id_survives_early_stop():
+    _, service, store, _ = reply_setup()
+    mail_lease.acquire(store, MAILBOX, 105, "worker-a", NOW, service._lease_length)
+    mail_lease.acquire(store, MAILBOX, 1005, "worker-b", NOW, service._lease_length)
+
+    mail_lease.finish_round(store, MAILBOX, "worker-a", 150, NOW, service._lease_length)
+    mail_lease.release(store, MAILBOX, "worker-a")
+
+    assert store.get(f"mailboxes/{MAILBOX}")["pending_history_id"] == 1005
+    assert mail_lease.acquire(store, MAILBOX, 140, "worker-c", NOW, service._lease_length).status == "acquired"

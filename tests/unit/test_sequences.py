@@ -301,3 +301,16 @@ def test_unsubscribe_page_get_then_one_click_post(docs, clock):
 
     with web.test_request_context("/unsubscribe?t=bad.token", method="POST"):
         assert handle_unsubscribe(flask.request, app).status_code == 400
+
+
+def test_temporary_bounce_hold_defers_step(docs, clock):
+    lead, enrolment_id = enrolled(docs, clock)
+    hold_until = FRIDAY + dt.timedelta(days=1)
+    docs.memory.put(f"contacts/{lead.contact_id}", docs.memory.get(f"contacts/{lead.contact_id}")
+                    | {"hold_sends_until": hold_until})
+    clock.set(FRIDAY)
+
+    outcome = service(docs, clock).advance(enrolment_id)
+
+    assert outcome == "deferred_hold"
+    assert docs.memory.get(f"enrolments/{enrolment_id}")["next_send_at"] == hold_until
