@@ -54,17 +54,28 @@ def _retry_count(request: flask.Request) -> int:
         return 0
 
 
-def handle_followup(request: flask.Request, app: App) -> flask.Response:
-    """Serve ``POST /followup``: the no-reply check that Cloud Tasks calls at the due time."""
+def _accept(request: flask.Request, app: App, function_name: str) -> tuple[bytes, flask.Response | None]:
+    """Check the method and the caller, then read the body.
+
+    Returns:
+        The raw body and None, or an empty body and the response that rejects the request.
+    """
     bind_request_context(request, app.project)
     if request.method != "POST":
-        return method_not_allowed(request.method)
+        return b"", method_not_allowed(request.method)
     try:
-        verify_caller(request, "followup")
-        raw = read_body(request, MAX_BODY_BYTES)
+        verify_caller(request, function_name)
+        return read_body(request, MAX_BODY_BYTES), None
     except CrmError as exc:
-        logger.warning("followup request rejected", extra={"error": str(exc)})
-        return error_response(exc)
+        logger.warning("%s request rejected", function_name, extra={"error": str(exc)})
+        return b"", error_response(exc)
+
+
+def handle_followup(request: flask.Request, app: App) -> flask.Response:
+    """Serve ``POST /followup``: the no-reply check that Cloud Tasks calls at the due time."""
+    raw, rejection = _accept(request, app, "followup")
+    if rejection is not None:
+        return rejection
 
     try:
         command = parse_check(_json_object(raw), _retry_count(request))
@@ -103,15 +114,9 @@ def schedule_time(request: flask.Request, body: dict[str, Any], fallback: dt.dat
 
 def handle_stale_deals(request: flask.Request, app: App) -> flask.Response:
     """Serve ``POST /stale_deals``: the daily stale-deal check that Cloud Scheduler calls."""
-    bind_request_context(request, app.project)
-    if request.method != "POST":
-        return method_not_allowed(request.method)
-    try:
-        verify_caller(request, "stale_deals")
-        raw = read_body(request, MAX_BODY_BYTES)
-    except CrmError as exc:
-        logger.warning("stale check request rejected", extra={"error": str(exc)})
-        return error_response(exc)
+    raw, rejection = _accept(request, app, "stale_deals")
+    if rejection is not None:
+        return rejection
 
     try:
         body = _json_object(raw)
