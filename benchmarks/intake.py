@@ -1,10 +1,11 @@
 """Intake benchmark: Firestore round trips per new lead, and leads per second.
 
 Both run in one process against the Firestore emulator. Throughput goes through
-the real ``intake_webhook`` entry point (signature check, parsing, pipeline,
-transaction) and is reported as a ratio to a transactional write of one
-document measured in the same run, so the figure does not depend on how fast
-this machine or the emulator is.
+the real ``intake_webhook`` entry point: signature check, parsing, pipeline and
+transaction. It is reported as a ratio to a transactional write of one document
+measured in the same run, which removes most of the machine's and the
+emulator's speed from the figure. The ratio still varies with load, so each of
+three rounds is reported.
 
 Run: ``python -m benchmarks.intake [--leads N]``
 """

@@ -1,7 +1,7 @@
 """Exception hierarchy shared by every layer.
 
-Entry points map these to HTTP status codes; nothing below ``functions/`` knows
-about HTTP.
+The HTTP edge (``lib/web.py``) maps these to status codes. Services and
+adapters raise them and never deal with HTTP.
 """
 
 

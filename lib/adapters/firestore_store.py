@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 # Ten identical deliveries at once all contend for one event document. After a
 # contended attempt each loser first reads the event outside a transaction, so a
-# burst settles in a few attempts; the limit covers slow emulators under load.
+# burst settles in a few attempts. The limit leaves room for slow emulators.
 MAX_TRANSACTION_ATTEMPTS = 12
 _RETRYABLE = (gexc.Aborted, gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError)
 
@@ -133,8 +133,8 @@ class FirestoreIntakeStore(IntakeStore):
 
         def settled() -> IntakeResult | None:
             # After a contended attempt, a plain read often shows that a concurrent
-            # delivery of the same event has committed: answer it as a duplicate
-            # without another transaction.
+            # delivery of the same event has committed. The result is then a
+            # duplicate, with no further transaction.
             events = self._events_outside_transaction(prepared)
             if not any(events.values()):
                 return None

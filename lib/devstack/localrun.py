@@ -29,7 +29,7 @@ LOCAL_INVOKER = "local-invoker@crm-local.iam.gserviceaccount.com"
 
 
 class _RouterServer(FunctionsServer):
-    """The dev router, told its own URL so task targets point back at it."""
+    """The dev router, given its own URL so task targets point back at it."""
 
     def _child_env(self) -> dict[str, str]:
         env = super()._child_env()

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 ACCEPTED_TYPES = frozenset({"application/json", "application/x-www-form-urlencoded", "multipart/form-data"})
 FORM_TYPES = frozenset({"application/json"})
-# A signed vendor may batch deliveries; a browser form posts one, and its source
+# A signed vendor may batch deliveries. A browser form posts one submission and
 # cannot authenticate, so a batch there could make reps' mailboxes send mass mail.
 MAX_SIGNED_BATCH = 100
 MAX_UNSIGNED_BATCH = 1

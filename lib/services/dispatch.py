@@ -120,7 +120,7 @@ class Dispatcher:
 
     def _fail(self, outbox_id: str, record: dict, error: str, now: dt.datetime) -> str:
         # NOTE: a permanent failure stays in the outbox as "failed" for an admin to
-        # see and retry; it is logged at ERROR so a log-based alert fires.
+        # see and retry. It is logged at ERROR, so a log-based alert fires.
         logger.error("outbox delivery failed permanently", extra={
             "outbox_id": outbox_id, "purpose": record.get("purpose"), "error": error})
         self._store.finish(outbox_id, {"status": "failed", "failed_at": now, "last_error": error,

@@ -27,7 +27,7 @@ AUTOMATION_ACTOR = "automation:intake"
 
 @dataclasses.dataclass(frozen=True)
 class IntakeSnapshot:
-    """What the intake transaction read.
+    """Documents the intake transaction read.
 
     Attributes:
         events: Event documents by id (None when absent).
@@ -50,7 +50,7 @@ class IntakeSnapshot:
 
 @dataclasses.dataclass(frozen=True)
 class IntakeResult:
-    """What one submission did, as the intake endpoints report it."""
+    """Outcome of one submission, as the intake endpoints report it."""
 
     status: str
     duplicate: bool

@@ -28,7 +28,7 @@ _UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_cont
 
 @dataclasses.dataclass(frozen=True)
 class PreparedLead:
-    """Everything the pipeline knows about a submission before it reads the store."""
+    """Facts about a submission that the pipeline computes before it reads the store."""
 
     submission: Submission
     event_key: str
